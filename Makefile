@@ -1,0 +1,44 @@
+# PEFT from Scratch. `make lab` sets up .venv/ (if needed) and opens the course; `make test` sets up
+# (if needed) and runs every test. Everything runs on the CPU.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of PyTorch. On this project's machines `torch==2.13.0` is a local CPU wheel; on a Linux
+# laptop add TORCH_INDEX=https://download.pytorch.org/whl/cpu to avoid the multi-GB CUDA build
+# (macOS and Windows get a CPU build from PyPI anyway).
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+STAMP := $(VENV)/.installed
+LAB_ARGS ?=
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
+.PHONY: setup lab test pretrain notebooks check-notebooks clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab $(LAB_ARGS) chapters/01_mini_transformer.ipynb
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+pretrain: setup
+	$(BIN)/python -m minitransformer.pretrain
+
+# Re-run the solution notebooks (storing their outputs), then regenerate the student chapters.
+notebooks: setup
+	$(BIN)/python -m minitransformer.notebooks execute $(NOTEBOOKS)
+	$(BIN)/python -m minitransformer.notebooks generate
+
+check-notebooks: setup
+	$(BIN)/python -m minitransformer.notebooks check
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

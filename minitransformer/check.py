@@ -1,0 +1,313 @@
+"""Checks for the exercises: feedback in words, partial credit, and a fallback that keeps notebooks running.
+
+In a notebook, after writing an exercise:
+
+    causal_attention = check.causal_attention(causal_attention)
+
+prints what is right and what is wrong, and returns the learner's version when it passes. When the
+exercise is still a stub (its body raises NotImplementedError) or fails, it returns the library's
+reference implementation instead, so the rest of the notebook still runs.
+
+`run(exercise_id, candidate)` returns a CheckResult with points per part, for autograding.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+from . import model as reference_model
+from .measure import parameter_count_formula, parameter_count_from_config
+from .model import ModelConfig
+
+
+class StubError(Exception):
+    """The candidate still raises NotImplementedError: the exercise has not been attempted."""
+
+
+@dataclass
+class Part:
+    description: str
+    passed: bool
+    message: str = ""
+    points: int = 1
+
+
+@dataclass
+class CheckResult:
+    exercise: str
+    title: str
+    status: str  # "passed", "failed", "stub" or "error"
+    parts: list[Part] = field(default_factory=list)
+    max_points: int = 0
+    detail: str = ""
+
+    @property
+    def points(self) -> int:
+        return sum(p.points for p in self.parts if p.passed)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def report(self) -> str:
+        head = f"Exercise {self.exercise} · {self.title}: {self.points}/{self.max_points} points"
+        if self.status == "stub":
+            return f"{head}\n  … not attempted yet: the body still raises NotImplementedError."
+        lines = [head + (" ✅" if self.passed else "")]
+        for part in self.parts:
+            mark = "✔" if part.passed else "✘"
+            lines.append(f"  {mark} {part.description}")
+            if part.message and not part.passed:
+                lines.append(f"      → {part.message}")
+        if self.detail:
+            lines.append(f"  {self.detail}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Exercise:
+    id: str
+    title: str
+    parts: Callable[[Any], Iterator[Part]]  # yields one Part per checked property
+    max_points: int
+    reference: Any
+    reference_name: str
+
+
+EXERCISES: dict[str, Exercise] = {}
+RESULTS: dict[str, CheckResult] = {}  # the latest result per exercise, in this process
+
+
+def register(id: str, title: str, max_points: int, reference, reference_name: str):
+    def decorator(parts_fn):
+        EXERCISES[id] = Exercise(id, title, parts_fn, max_points, reference, reference_name)
+        return parts_fn
+
+    return decorator
+
+
+def _call(fn, *args):
+    """Call learner code; a NotImplementedError means the exercise is still a stub."""
+    try:
+        return fn(*args)
+    except NotImplementedError as error:
+        raise StubError() from error
+
+
+def run(exercise_id: str, candidate) -> CheckResult:
+    """Check `candidate` against exercise `exercise_id`; never raises for learner mistakes."""
+    if exercise_id not in EXERCISES:
+        raise ValueError(f"unknown exercise {exercise_id!r}; valid ids are {sorted(EXERCISES)}")
+    exercise = EXERCISES[exercise_id]
+    result = CheckResult(exercise.id, exercise.title, "passed", max_points=exercise.max_points)
+    try:
+        for part in exercise.parts(candidate):
+            result.parts.append(part)
+    except StubError:
+        result.status = "stub"
+        result.parts = []  # a stub earns nothing
+    except Exception as error:  # the learner's code crashed: say where, in one line
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        result.status = "error"
+        result.detail = (
+            f"✘ your code raised {type(error).__name__}: {error} "
+            f"(in {frame.name}, line {frame.lineno}: {frame.line!r})"
+        )
+    else:
+        if not all(p.passed for p in result.parts):
+            result.status = "failed"
+    RESULTS[exercise_id] = result
+    return result
+
+
+def check(exercise_id: str, candidate, verbose: bool = True):
+    """Run the check, print feedback, and return what the rest of the notebook should use."""
+    result = run(exercise_id, candidate)
+    exercise = EXERCISES[exercise_id]
+    if verbose:
+        print(result.report())
+        if not result.passed:
+            print(
+                f"  Using the library's reference {exercise.reference_name} for the rest of the "
+                "notebook; fix your version and run this cell again."
+            )
+    return candidate if result.passed else exercise.reference
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 1
+# ---------------------------------------------------------------------------------------------
+
+
+def _qkv(seed=0, shape=(2, 3, 6, 8)):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*shape, generator=g) for _ in range(3)]
+
+
+def _close(a, b, tol=1e-5) -> bool:
+    return torch.is_tensor(a) and a.shape == b.shape and torch.allclose(a, b, atol=tol, rtol=tol)
+
+
+@register("1.1", "causal self-attention", 4, reference_model.causal_attention, "minitransformer.causal_attention")
+def _check_causal_attention(fn):
+    q, k, v = _qkv()
+    returned = _call(fn, q, k, v)
+    if not (isinstance(returned, tuple) and len(returned) == 2):
+        yield Part("returns a pair (output, weights)", False, f"it returned {type(returned).__name__}; return `out, weights`")
+        return
+    out, weights = returned
+    B, H, T, hd = q.shape
+    shapes_ok = torch.is_tensor(out) and torch.is_tensor(weights) and out.shape == (B, H, T, hd) and weights.shape == (B, H, T, T)
+    yield Part(
+        "output has shape (B, H, T, head_dim) and weights (B, H, T, T)",
+        shapes_ok,
+        f"for q, k, v of shape {tuple(q.shape)} you returned output {tuple(getattr(out, 'shape', ()))} "
+        f"and weights {tuple(getattr(weights, 'shape', ()))}",
+    )
+    if not shapes_ok:
+        return
+    row_sums = weights.sum(-1)
+    rows_ok = bool((weights >= 0).all()) and torch.allclose(row_sums, torch.ones_like(row_sums), atol=1e-5)
+    yield Part(
+        "each query's weights are non-negative and sum to 1 over the keys",
+        rows_ok,
+        f"a row of weights sums to {row_sums.flatten()[0].item():.3f}: apply softmax over the last "
+        "dimension (the keys), after masking",
+    )
+    # Causality: change the last position's key and value; no earlier output may move.
+    k2, v2 = k.clone(), v.clone()
+    k2[..., -1, :] += 3.0
+    v2[..., -1, :] += 3.0
+    out2, _ = _call(fn, q, k2, v2)
+    moved = (out2[..., :-1, :] - out[..., :-1, :]).abs().amax(dim=(0, 1, 3)) > 1e-6
+    first = int(moved.nonzero()[0]) if moved.any() else -1
+    yield Part(
+        "causal: changing a later token never changes an earlier output",
+        first < 0,
+        f"position {first} changed when token {T - 1} changed: your attention is not causal "
+        "(mask the scores above the diagonal with -inf before the softmax)",
+    )
+    expected, _ = reference_model.causal_attention(q, k, v)
+    unscaled, _ = reference_model.causal_attention(q * hd**0.5, k, v)
+    message = "the values differ from scaled dot-product attention"
+    if _close(out, unscaled):
+        message = f"the scores are not scaled: divide q·k by sqrt(head_dim) = {hd**0.5:.3f}"
+    yield Part("matches softmax(q·kᵀ / sqrt(head_dim)) · v", _close(out, expected), message)
+
+
+def _block_variants(block, x):
+    """What common mistakes would compute, to recognise them in a learner's output."""
+    attn, mlp, ln1, ln2 = block.attn, block.mlp, block.ln1, block.ln2
+    post_ln = ln1(x + attn(x))
+    post_ln = ln2(post_ln + mlp(post_ln))
+    no_residual = mlp(ln2(attn(ln1(x))))
+    no_norm = x + attn(x)
+    no_norm = no_norm + mlp(no_norm)
+    one_norm = x + attn(ln1(x))
+    one_norm = one_norm + mlp(ln1(one_norm))
+    return [
+        (post_ln, "this is a post-LayerNorm block: normalise *before* each sub-layer, x + attn(ln1(x))"),
+        (no_residual, "the residual connections are missing: add each sub-layer's output back to x"),
+        (no_norm, "the LayerNorms are missing: use self.ln1 before attention and self.ln2 before the MLP"),
+        (one_norm, "the MLP must use its own norm, self.ln2, not self.ln1"),
+    ]
+
+
+@register("1.2", "a transformer block's forward pass", 4, reference_model.Block, "minitransformer.Block")
+def _check_block(block_cls):
+    config = ModelConfig(d_model=32, n_head=4)
+    torch.manual_seed(0)
+    reference = reference_model.Block(config)
+    for p in reference.parameters():  # non-trivial norms and biases, so every mistake shows
+        torch.nn.init.normal_(p, std=0.3)
+    candidate = _call(block_cls, config)
+    missing, unexpected = [], []
+    if isinstance(candidate, torch.nn.Module):
+        result = candidate.load_state_dict(reference.state_dict(), strict=False)
+        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    names_ok = isinstance(candidate, torch.nn.Module) and not missing and not unexpected
+    yield Part(
+        "keeps the sub-module names ln1, attn, ln2, mlp",
+        names_ok,
+        f"parameters missing: {missing[:4]}, unexpected: {unexpected[:4]}",
+    )
+    if not names_ok:
+        return
+    x = torch.randn(2, 7, config.d_model, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = _call(candidate, x)
+        expected = reference(x)
+    shape_ok = torch.is_tensor(y) and y.shape == x.shape
+    yield Part("output has the input's shape (B, T, d_model)", shape_ok,
+               f"input {tuple(x.shape)}, output {tuple(getattr(y, 'shape', ()))}")
+    if not shape_ok:
+        return
+    x2 = x.clone()
+    x2[:, -1] += 1.0
+    with torch.no_grad():
+        y2 = candidate(x2)
+    yield Part("causal: changing the last position leaves earlier positions unchanged",
+               torch.allclose(y[:, :-1], y2[:, :-1], atol=1e-6),
+               "earlier positions changed: use the block's attention (self.attn), which is causal")
+    message = "the output differs from x + attn(ln1(x)), then + mlp(ln2(·))"
+    with torch.no_grad():
+        for variant, diagnosis in _block_variants(reference, x):
+            if _close(y, variant):
+                message = diagnosis
+    yield Part("matches the pre-LayerNorm residual block", _close(y, expected), message)
+
+
+_CONFIGS = [
+    ModelConfig(),
+    ModelConfig(n_layer=4),
+    ModelConfig(d_model=32, n_head=2, mlp_ratio=2),
+    ModelConfig(vocab_size=50, block_size=16),
+    ModelConfig(bias=False),
+]
+
+
+def _diagnose_count(got, config, label) -> str:
+    parts = parameter_count_formula(config)
+    want = sum(parts.values())
+    diff = want - got
+    names: dict[int, str] = {}
+    for label, count in parts.items():  # two components can have the same size
+        names[count] = f"{names[count]} or the {label}" if count in names else label
+    biases = sum(p.numel() for n, p in reference_model.MiniTransformer(config).named_parameters() if n.endswith("bias"))
+    hint = ""
+    if diff in names:
+        hint = f"; the difference is exactly the {names[diff]} ({diff:,})"
+    elif diff == biases and diff:
+        hint = f"; the difference is exactly the biases ({diff:,})"
+    elif -diff in names:
+        hint = f"; you counted the {names[-diff]} ({-diff:,}) twice or where it does not exist"
+    return f"for {label} you said {got:,} but the model has {want:,} (off by {diff:+,}){hint}"
+
+
+@register("1.3", "the parameter-count formula", len(_CONFIGS), parameter_count_from_config,
+          "minitransformer.measure.parameter_count_from_config")
+def _check_count(count_fn):
+    for config in _CONFIGS:
+        got = _call(count_fn, config)
+        model_count = sum(p.numel() for p in reference_model.MiniTransformer(config).parameters())
+        changed = {k: v for k, v in config.to_dict().items() if v != getattr(ModelConfig(), k)}
+        label = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the default config"
+        ok = isinstance(got, int) and got == model_count
+        msg = _diagnose_count(got, config, label) if isinstance(got, int) else f"return an int, not {type(got).__name__}"
+        yield Part(f"correct for {label}", ok, msg)
+
+
+def causal_attention(fn):
+    return check("1.1", fn)
+
+
+def block(cls):
+    return check("1.2", cls)
+
+
+def parameter_count(fn):
+    return check("1.3", fn)

@@ -1,0 +1,87 @@
+"""Checkpoints: weights in safetensors (never pickle), config and metadata in a JSON beside them.
+
+A checkpoint named PATH is two files: PATH.safetensors and PATH.json. The JSON records the model
+config, free-form metadata (recipe, seed, metrics, ...) and the sha256 of the weights file, which
+loading verifies, so a corrupted or swapped file is caught instead of silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .model import MiniTransformer, ModelConfig
+
+BASE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "base"
+
+
+def sha256_of(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _paths(path):
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_suffix(".safetensors"), path.with_suffix(".json")
+
+
+def save_checkpoint(model: MiniTransformer, path, metadata: dict | None = None) -> Path:
+    """Write PATH.safetensors and PATH.json; return the weights file's path."""
+    weights_path, json_path = _paths(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights_path))
+    record = {
+        "config": model.config.to_dict(),
+        "metadata": metadata or {},
+        "weights_file": weights_path.name,
+        "sha256": sha256_of(weights_path),
+        "bytes": weights_path.stat().st_size,
+    }
+    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    return weights_path
+
+
+def read_checkpoint_info(path=BASE_CHECKPOINT) -> dict:
+    _, json_path = _paths(path)
+    if not json_path.exists():
+        raise FileNotFoundError(f"no checkpoint metadata at {json_path}")
+    return json.loads(json_path.read_text())
+
+
+def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
+    """Rebuild the model from PATH.json and fill it with PATH.safetensors (checked by sha256)."""
+    weights_path, _ = _paths(path)
+    info = read_checkpoint_info(path)
+    if not weights_path.exists():
+        raise FileNotFoundError(f"no checkpoint weights at {weights_path}")
+    digest = sha256_of(weights_path)
+    if digest != info["sha256"]:
+        raise ValueError(
+            f"{weights_path} is corrupted or was replaced: its sha256 is {digest}, "
+            f"the metadata expects {info['sha256']}"
+        )
+    model = MiniTransformer(ModelConfig(**info["config"]))
+    model.load_state_dict(load_file(str(weights_path)))
+    model.eval()
+    return model
+
+
+def load_base() -> MiniTransformer:
+    """The course's pretrained base model, shipped in the repository."""
+    return load_checkpoint(BASE_CHECKPOINT)
+
+
+def state_sha256(model: torch.nn.Module) -> str:
+    """A fingerprint of a model's weights (names, shapes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()

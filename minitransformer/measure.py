@@ -1,0 +1,165 @@
+"""Measuring what PEFT is about: parameter counts, memory by part, and bytes on disk."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .train import loss_on_batch, trainable_parameters
+
+# Which component a parameter belongs to, by its name: the first rule that matches wins.
+COMPONENT_RULES = [
+    ("token embedding", r"(^|\.)tok_emb\."),
+    ("position embedding", r"(^|\.)pos_emb\."),
+    ("attention", r"\.attn\."),
+    ("MLP", r"\.mlp\."),
+    ("LayerNorm", r"(^|\.)(ln1|ln2|ln_f)\."),
+    ("LM head", r"(^|\.)lm_head\."),
+    ("task head", r"^head\."),
+]
+
+
+def component_of(name: str) -> str:
+    for label, pattern in COMPONENT_RULES:
+        if re.search(pattern, name):
+            return label
+    return name.split(".")[0]
+
+
+def count_parameters(model) -> dict:
+    """{"total": all parameters, "trainable": those with requires_grad, "percent": their share}."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "percent": 100.0 * trainable / max(total, 1)}
+
+
+def parameters_by_component(model, trainable_only: bool = False) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        if trainable_only and not p.requires_grad:
+            continue
+        label = component_of(name)
+        counts[label] = counts.get(label, 0) + p.numel()
+    return counts
+
+
+def parameter_summary(model) -> str:
+    """The one-line summary PEFT users know: trainable params || all params || trainable%."""
+    c = count_parameters(model)
+    return f"trainable params: {c['trainable']:,} || all params: {c['total']:,} || trainable%: {c['percent']:.4f}"
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+class ActivationMeter:
+    """Counts the bytes autograd saves for the backward pass while it is active.
+
+    Each storage is counted once (several saved tensors often share one), and the parameters,
+    which autograd also saves, are left out: they are weights, not activations.
+    """
+
+    def __init__(self, model: torch.nn.Module | None = None):
+        self.param_storages = set()
+        if model is not None:
+            self.param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.storages: dict[int, int] = {}
+
+    def _pack(self, t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in self.param_storages:
+            self.storages[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    def __enter__(self):
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._hooks.__exit__(*exc)
+        return False
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.storages.values())
+
+
+@dataclass
+class MemoryReport:
+    weights: int
+    gradients: int
+    optimizer: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "total": self.total}
+
+
+def training_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **optimizer_kwargs) -> MemoryReport:
+    """Measure one training step's memory by part, on a copy of `model` (the model is untouched).
+
+    weights: every parameter and buffer; gradients: the .grad tensors; optimizer: the optimizer's
+    state tensors after one step; activations: what autograd saved during the forward pass.
+    """
+    model = copy.deepcopy(model)
+    model.train()
+    params = trainable_parameters(model)
+    if not params:
+        raise ValueError("the model has no trainable parameters (every requires_grad is False)")
+    optimizer = optimizer_cls(params, **optimizer_kwargs)
+    weights = sum(tensor_bytes(p) for p in model.parameters()) + sum(tensor_bytes(b) for b in model.buffers())
+    with ActivationMeter(model) as meter:
+        loss = loss_on_batch(model, batch)
+    loss.backward()
+    gradients = sum(tensor_bytes(p.grad) for p in params if p.grad is not None)
+    optimizer.step()
+    states = sum(
+        tensor_bytes(v) for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v)
+    )
+    return MemoryReport(weights, gradients, states, meter.bytes)
+
+
+def file_bytes(path) -> int:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no file at {path}")
+    return path.stat().st_size
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} TB"
+
+
+def parameter_count_formula(config) -> dict[str, int]:
+    """The parameter count of MiniTransformer(config), component by component, from the config alone."""
+    d, V, T, L = config.d_model, config.vocab_size, config.block_size, config.n_layer
+    h = config.mlp_ratio * d
+    b = 1 if config.bias else 0
+    norm = d + b * d  # LayerNorm: a scale per feature (+ a shift per feature with bias)
+    return {
+        "token embedding": V * d,
+        "position embedding": T * d,
+        "attention": L * 4 * (d * d + b * d),  # q, k, v and out projections
+        "MLP": L * (d * h + b * h + h * d + b * d),
+        "LayerNorm": (2 * L + 1) * norm,  # two per block and the final one
+        "LM head": d * V,  # no bias, not tied to the token embedding
+    }
+
+
+def parameter_count_from_config(config) -> int:
+    """The total of parameter_count_formula: what MiniTransformer(config) holds."""
+    return sum(parameter_count_formula(config).values())

@@ -1,0 +1,34 @@
+"""Seeds and thread count, fixed in one place for the library, the notebooks and the tests.
+
+Results are bit-identical only for the same machine, build and thread count (RESEARCH_NOTES.md);
+one thread also keeps two notebooks running side by side from slowing each other down.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+SEED = 0
+THREADS = 1
+
+
+def setup(seed: int = SEED, threads: int = THREADS) -> dict:
+    """Seed every random generator and fix torch's thread count. Call it first in a notebook."""
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    return {"seed": seed, "threads": threads, "torch": torch.__version__, "cpus": os.cpu_count()}
+
+
+def seed_all(seed: int) -> None:
+    """Re-seed all generators (e.g. before each run of a multi-seed experiment)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
