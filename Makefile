@@ -11,6 +11,8 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, CI) unless told it may.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: setup lab test pretrain notebooks check-notebooks clean
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab $(LAB_ARGS) chapters/01_mini_transformer.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) $(LAB_ARGS) chapters/01_mini_transformer.ipynb
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,84 @@
+"""The exercise checks: right answers pass, stubs fall back, wrong answers get specific feedback."""
+
+import math
+
+import pytest
+import torch
+
+from minitransformer import Block, check, causal_attention
+from minitransformer.measure import parameter_count_from_config
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def test_reference_answers_pass_with_full_points(capsys):
+    for exercise, answer in (("1.1", causal_attention), ("1.2", Block), ("1.3", parameter_count_from_config)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+    assert check.causal_attention(causal_attention) is causal_attention
+    assert "4/4 points ✅" in capsys.readouterr().out
+
+
+def test_a_stub_scores_zero_and_hands_back_the_reference(capsys):
+    assert check.causal_attention(stub) is causal_attention
+    out = capsys.readouterr().out
+    assert "0/4 points" in out and "not attempted yet" in out and "reference" in out
+    assert check.RESULTS["1.1"].status == "stub"
+
+
+def test_missing_mask_is_reported_as_not_causal():
+    def no_mask(q, k, v):
+        w = (q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))).softmax(-1)
+        return w @ v, w
+
+    result = check.run("1.1", no_mask)
+    assert result.status == "failed" and 0 < result.points < result.max_points
+    assert any("changed when token 5 changed: your attention is not causal" in p.message for p in result.parts)
+
+
+def test_missing_scaling_is_named():
+    def unscaled(q, k, v):
+        T = q.size(-2)
+        s = (q @ k.transpose(-2, -1)).masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        return s.softmax(-1) @ v, s.softmax(-1)
+
+    result = check.run("1.1", unscaled)
+    assert result.points == 3 and "not scaled: divide q·k by sqrt(head_dim)" in result.report()
+
+
+def test_crash_is_reported_with_the_error():
+    result = check.run("1.1", lambda q, k, v: q @ k)
+    assert result.status == "error" and result.points == 0
+    assert "RuntimeError" in result.detail
+
+
+def test_post_layernorm_block_is_recognised():
+    class PostLN(Block):
+        def forward(self, x):
+            x = self.ln1(x + self.attn(x))
+            return self.ln2(x + self.mlp(x))
+
+    result = check.run("1.2", PostLN)
+    assert result.points == 3 and "post-LayerNorm" in result.report()
+
+
+def test_missing_residual_is_recognised():
+    class NoResidual(Block):
+        def forward(self, x):
+            return self.mlp(self.ln2(self.attn(self.ln1(x))))
+
+    assert "residual connections are missing" in check.run("1.2", NoResidual).report()
+
+
+def test_forgotten_component_is_named_in_the_count_feedback():
+    result = check.run("1.3", lambda c: parameter_count_from_config(c) - c.block_size * c.d_model)
+    assert result.points == 0 and "exactly the position embedding" in result.report()
+    result = check.run("1.3", lambda c: parameter_count_from_config(c) + (c.d_model if c.n_layer == 4 else 0))
+    assert result.points == result.max_points - 1  # partial credit: one config wrong
+
+
+def test_unknown_exercise_is_an_error():
+    with pytest.raises(ValueError, match=r"unknown exercise '9.9'; valid ids are \["):
+        check.run("9.9", stub)
