@@ -13,6 +13,11 @@ from .train import loss_on_batch, trainable_parameters
 
 # Which component a parameter belongs to, by its name: the first rule that matches wins.
 COMPONENT_RULES = [
+    ("LoRA", r"\.lora_(A|B)\."),
+    ("adapters", r"\.adapters\."),
+    ("IA3", r"\.scales\."),
+    ("prefix", r"\.prefix\."),
+    ("soft prompt", r"(^|\.)soft_prompt\."),
     ("token embedding", r"(^|\.)tok_emb\."),
     ("position embedding", r"(^|\.)pos_emb\."),
     ("attention", r"\.attn\."),

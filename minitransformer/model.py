@@ -80,6 +80,7 @@ class CausalSelfAttention(nn.Module):
         self.fused = config.fused_attention
         self.record_attention = False  # set True to keep the last attention weights for plotting
         self.attention_weights = None
+        self.prefix = None  # prefix tuning puts a module here that returns extra keys and values
 
     def split_heads(self, x):
         B, T, D = x.shape
@@ -90,7 +91,11 @@ class CausalSelfAttention(nn.Module):
         q = self.split_heads(self.q_proj(x))
         k = self.split_heads(self.k_proj(x))
         v = self.split_heads(self.v_proj(x))
-        if self.fused and not self.record_attention:
+        prefix = self.prefix(B) if self.prefix is not None else None
+        if prefix is not None:  # learned keys/values that every position may attend to
+            k = torch.cat([self.split_heads(prefix[0]), k], dim=2)
+            v = torch.cat([self.split_heads(prefix[1]), v], dim=2)
+        if self.fused and not self.record_attention and prefix is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             y, weights = causal_attention(q, k, v)
@@ -139,6 +144,7 @@ class MiniTransformer(nn.Module):
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.d_model, bias=config.bias)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.soft_prompt = None  # prompt tuning puts a module here that prepends virtual tokens
         self.apply(self._init_weights)
         # GPT-2's trick: shrink the layers that write into the residual stream, so its variance
         # does not grow with depth.
@@ -166,17 +172,31 @@ class MiniTransformer(nn.Module):
             raise ValueError(f"token id {bad} is outside the vocabulary 0..{self.config.vocab_size - 1}")
 
     def embed(self, idx):
-        """Token embedding + position embedding, shape (B, T, d_model)."""
+        """Token embedding + position embedding, shape (B, T, d_model).
+
+        With prompt tuning, the virtual tokens come first and take the first positions: (B, P + T, d).
+        """
         self.check_input(idx)
-        positions = torch.arange(idx.size(1), device=idx.device)
-        return self.drop(self.tok_emb(idx) + self.pos_emb(positions))
+        x = self.tok_emb(idx)
+        if self.soft_prompt is not None:
+            x = self.soft_prompt(x)
+            if x.size(1) > self.config.block_size:
+                virtual = x.size(1) - idx.size(1)
+                raise ValueError(
+                    f"{virtual} virtual prompt tokens + {idx.size(1)} input tokens = {x.size(1)} exceed the "
+                    f"context length block_size={self.config.block_size}; use inputs of at most "
+                    f"{self.config.block_size - virtual} tokens or a shorter prompt"
+                )
+        positions = torch.arange(x.size(1), device=idx.device)
+        return self.drop(x + self.pos_emb(positions))
 
     def hidden_states(self, idx):
-        """The final, normalised hidden state of every position, shape (B, T, d_model)."""
+        """The final, normalised hidden state of every input position, shape (B, T, d_model)."""
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x)
-        return self.ln_f(x)
+        # Drop the virtual prompt positions (if any), so outputs line up with the input tokens.
+        return self.ln_f(x)[:, x.size(1) - idx.size(1):]
 
     def forward(self, idx):
         """Next-token logits for every position, shape (B, T, vocab_size)."""

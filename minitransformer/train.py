@@ -79,7 +79,10 @@ def train(
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
     params = trainable_parameters(model)
     if not params:
-        raise ValueError("the model has no trainable parameters (every requires_grad is False)")
+        raise ValueError(
+            "the model has no trainable parameters (every requires_grad is False); after load_adapter, "
+            "pass trainable=True to keep training, or use peft.set_active(model, name)"
+        )
     if optimizer is None:
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
     history = History()

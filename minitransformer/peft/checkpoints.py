@@ -1,0 +1,225 @@
+"""Adapter-only checkpoints: save what was trained, load it onto the base it was trained on.
+
+A saved adapter is a folder with two files, as in Hugging Face PEFT:
+- adapter_model.safetensors: the adapter's tensors, any base parameters that were trained (selective
+  fine-tuning), and the task head of a Classifier (a new head not saved is the classic way to reload a
+  "fine-tuned" model that answers at random);
+- adapter_config.json: the method, its settings per layer, the base model's config and fingerprint, and
+  the sha256 of the tensors file.
+
+Loading checks everything first (file intact, same base, same head, every key present and no key extra)
+on a copy of the model, so a bad file raises a clear error and leaves the model untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..model import Classifier
+from .adapters import AdapterLayer
+from .core import (TASK_HEAD, PeftLayer, adapter_kind, adapter_names, language_model, peft_layers, prepare,
+                   set_active)
+from .ia3 import IA3Layer
+from .lora import LoRALinear
+from .prefix import PrefixKV
+from .prompt import SoftPrompt
+
+FORMAT = "minitransformer-adapter"
+WEIGHTS_FILE = "adapter_model.safetensors"
+CONFIG_FILE = "adapter_config.json"
+LAYER_KINDS: dict[str, type[PeftLayer]] = {
+    cls.kind: cls for cls in (LoRALinear, AdapterLayer, IA3Layer, PrefixKV, SoftPrompt)
+}
+BASE_PREFIX = "base_weights."  # trained parameters of the base model itself
+
+
+def _clean(name: str) -> str:
+    """A base parameter's name as in the unwrapped model ("q_proj.base.weight" -> "q_proj.weight")."""
+    while ".base." in name:
+        name = name.replace(".base.", ".")
+    return name
+
+
+def _adapter_parameter_ids(lm) -> set[int]:
+    return {id(p) for _, layer in peft_layers(lm) for n in layer.adapter_names() for p in layer.adapter_parameters(n)}
+
+
+def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The base language model's own weights, by their unwrapped names, as they were before any merge."""
+    lm = language_model(model)
+    adapters = _adapter_parameter_ids(lm)
+    originals = {f"{n}.base.weight": l.original_weight for n, l in peft_layers(lm)
+                 if isinstance(l, LoRALinear) and l.merged}
+    return {_clean(name): originals.get(name, p).detach()
+            for name, p in lm.named_parameters() if id(p) not in adapters}
+
+
+def base_fingerprint(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(base_state(model).items()):
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _adapter_tensors(lm, name: str) -> dict[str, torch.Tensor]:
+    """The live tensors of adapter `name`, keyed without the adapter's name (so it can be renamed)."""
+    tensors = {}
+    for layer_name, layer in peft_layers(lm):
+        if name not in layer.adapter_names():
+            continue
+        for attr in layer.adapter_dicts:
+            entry = getattr(layer, attr)[name]
+            if isinstance(entry, nn.Parameter):
+                tensors[f"{layer_name}.{attr}"] = entry
+            else:
+                for key, value in entry.named_parameters():
+                    tensors[f"{layer_name}.{attr}.{key}"] = value
+    return tensors
+
+
+def _trained_base_parameters(lm) -> dict[str, torch.Tensor]:
+    adapters = _adapter_parameter_ids(lm)
+    return {BASE_PREFIX + _clean(n): p for n, p in lm.named_parameters() if p.requires_grad and id(p) not in adapters}
+
+
+def save_adapter(model: nn.Module, path, name: str | None = None) -> Path:
+    """Save adapter `name` (default: the only one) plus trained base parameters and task head to folder `path`."""
+    lm = language_model(model)
+    names = adapter_names(model)
+    if name is None:
+        if len(names) > 1:
+            raise ValueError(f"the model has several adapters {names}; pass name= to choose one")
+        name = names[0] if names else None
+    elif name not in names:
+        raise ValueError(f"no adapter named {name!r}; the model has {names or 'no adapters'}")
+    layers = []
+    if name is not None:
+        for layer_name, layer in peft_layers(lm):
+            if name in layer.adapter_names():
+                if name in getattr(layer, "merged", []):
+                    raise ValueError(f"adapter {name!r} is merged into {layer_name}; unmerge it before saving")
+                layers.append({"layer": layer_name, "kind": layer.kind, "settings": layer.settings[name]})
+    tensors = {**(_adapter_tensors(lm, name) if name else {}), **_trained_base_parameters(lm)}
+    head = None
+    if isinstance(model, Classifier):
+        head = {"num_classes": model.head.out_features}
+        tensors.update({f"{TASK_HEAD}.{k}": v for k, v in model.head.named_parameters()})
+    if not tensors:
+        raise ValueError("nothing to save: the model has no adapter and no trainable parameter")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS_FILE
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(weights))
+    config = {
+        "format": FORMAT,
+        "method": adapter_kind(model, name) if name else "selective",
+        "name": name,
+        "layers": layers,
+        "trained_base_parameters": sorted(k[len(BASE_PREFIX):] for k in tensors if k.startswith(BASE_PREFIX)),
+        "head": head,
+        "base_config": lm.config.to_dict(),
+        "base_fingerprint": getattr(lm, "_base_fingerprint", None) or base_fingerprint(model),
+        "tensors": {k: list(v.shape) for k, v in sorted(tensors.items())},
+        "parameters": sum(v.numel() for v in tensors.values()),
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "bytes": weights.stat().st_size,
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return weights
+
+
+def read_adapter_config(path) -> dict:
+    file = Path(path) / CONFIG_FILE
+    if not file.exists():
+        raise FileNotFoundError(f"no {CONFIG_FILE} in {path}; is this a folder written by save_adapter?")
+    try:
+        config = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{file} is not valid JSON: {error}") from None
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{file} is not a minitransformer adapter config (format {config.get('format')!r})")
+    return config
+
+
+def _apply(model, config: dict, tensors: dict, name: str) -> None:
+    lm = language_model(model)
+    for info in config["layers"]:
+        LAYER_KINDS[info["kind"]].attach(lm, info["layer"], name, info["settings"])
+    live = dict(_adapter_tensors(lm, name))
+    params = dict(lm.named_parameters())
+    by_clean_name = {_clean(n): p for n, p in params.items()}
+    for key in config["trained_base_parameters"]:
+        if key in by_clean_name:
+            live[BASE_PREFIX + key] = by_clean_name[key]
+    if isinstance(model, Classifier):
+        live.update({f"{TASK_HEAD}.{k}": v for k, v in model.head.named_parameters()})
+    missing = sorted(set(live) - set(tensors))
+    extra = sorted(set(tensors) - set(live))
+    if missing or extra:
+        raise ValueError(f"the adapter file does not fit: keys missing {missing[:5]}, unexpected keys {extra[:5]}")
+    for key, value in live.items():
+        if tuple(value.shape) != tuple(tensors[key].shape):
+            raise ValueError(f"{key}: the file holds shape {tuple(tensors[key].shape)}, the model expects {tuple(value.shape)}")
+    with torch.no_grad():
+        for key, value in live.items():
+            value.copy_(tensors[key])
+
+
+def load_adapter(model: nn.Module, path, name: str | None = None, trainable: bool = False) -> str:
+    """Load a saved adapter onto `model` (which must be the base it was trained on); return its name.
+
+    The loaded adapter becomes the active one. trainable=False (the default) loads it for inference;
+    pass trainable=True to keep training it.
+    """
+    folder = Path(path)
+    config = read_adapter_config(folder)
+    weights = folder / WEIGHTS_FILE
+    if not weights.exists():
+        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {folder}")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if digest != config["sha256"]:
+        raise ValueError(f"{weights} is corrupted or was replaced: sha256 {digest[:12]}…, the config expects {config['sha256'][:12]}…")
+    try:
+        tensors = load_file(str(weights))
+    except SafetensorError as error:
+        raise ValueError(f"{weights} is not a readable safetensors file: {error}") from None
+    lm = language_model(model)
+    differences = {k: (v, config["base_config"].get(k)) for k, v in lm.config.to_dict().items()
+                   if config["base_config"].get(k) != v and k != "fused_attention"}
+    if differences:
+        detail = ", ".join(f"{k}: adapter {b!r} vs model {a!r}" for k, (a, b) in differences.items())
+        raise ValueError(f"this adapter was trained on a base with a different config ({detail})")
+    fingerprint = base_fingerprint(model)
+    if fingerprint != config["base_fingerprint"]:
+        raise ValueError(
+            f"this adapter was trained on a different base model (fingerprint {config['base_fingerprint']}); "
+            f"this model's base has fingerprint {fingerprint}"
+        )
+    head = config["head"]
+    if head and not isinstance(model, Classifier):
+        raise ValueError(f"this adapter comes with a {head['num_classes']}-class task head; load it into "
+                         f"Classifier(base, num_classes={head['num_classes']})")
+    if isinstance(model, Classifier):
+        if not head:
+            raise ValueError("this adapter has no task head, but the model is a Classifier; load it into the base model")
+        if head["num_classes"] != model.head.out_features:
+            raise ValueError(f"the adapter's task head has {head['num_classes']} classes, the model's has "
+                             f"{model.head.out_features}")
+    name = name or config["name"] or "selective"
+    if config["layers"] and name in adapter_names(model):
+        raise ValueError(f"the model already has an adapter named {name!r}; pass another name= or delete it")
+    _apply(copy.deepcopy(model), config, tensors, name)  # every check on a copy first
+    prepare(model)
+    _apply(model, config, tensors, name)
+    if config["layers"]:
+        set_active(model, name, trainable=trainable)
+    return name

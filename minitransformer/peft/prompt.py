@@ -1,0 +1,71 @@
+"""Prompt tuning: learned "virtual token" embeddings put in front of every input.
+
+Nothing inside the model changes: the model reads P extra input vectors that training shapes. They take
+the first P positions of the context, so a prompt plus an input must fit in block_size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..tokenizer import tokenizer
+from .core import PeftLayer, finish_add, prepare
+
+
+class SoftPrompt(PeftLayer):
+    kind = "prompt"
+    adapter_dicts = ("prompts",)
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.d_model = d_model
+        self.prompts = nn.ParameterDict()
+
+    def add(self, name: str, embeddings: torch.Tensor, init: str):
+        self.register(name, length=embeddings.size(0), init=init)
+        self.prompts[name] = nn.Parameter(embeddings.detach().clone())
+
+    @classmethod
+    def attach(cls, lm, layer_name, name, settings):
+        if lm.soft_prompt is None:
+            lm.soft_prompt = cls(lm.config.d_model)
+        lm.soft_prompt.add(name, torch.zeros(settings["length"], lm.config.d_model), settings["init"])
+
+    def length(self) -> int:
+        return sum(self.prompts[n].size(0) for n in self.active_names())
+
+    def forward(self, x):
+        names = self.active_names()
+        if not names:
+            return x
+        prompt = torch.cat([self.prompts[n] for n in names]).expand(x.size(0), -1, -1)
+        return torch.cat([prompt, x], dim=1)
+
+
+def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: str = "vocab", seed: int = 0) -> list[str]:
+    """Add a soft prompt of `length` virtual tokens.
+
+    init="vocab" starts from the embeddings of random vocabulary characters (Lester et al.), "random" from
+    small Gaussian noise, and any other string from the embeddings of that text's characters.
+    """
+    lm = prepare(model)
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise ValueError(f"prompt length must be a positive int, got {length!r}")
+    if length >= lm.config.block_size:
+        raise ValueError(f"a prompt of {length} tokens leaves no room for input in a context of {lm.config.block_size}")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        if init == "vocab":
+            embeddings = lm.tok_emb.weight[torch.randint(0, lm.config.vocab_size, (length,), generator=generator)]
+        elif init == "random":
+            embeddings = torch.randn(length, lm.config.d_model, generator=generator) * 0.02
+        else:
+            if len(init) != length:
+                raise ValueError(f"init text {init!r} has {len(init)} characters but the prompt length is {length}")
+            embeddings = lm.tok_emb.weight[torch.tensor(tokenizer.encode(init))]
+    if lm.soft_prompt is None:
+        lm.soft_prompt = SoftPrompt(lm.config.d_model)
+    lm.soft_prompt.add(name, embeddings, init)
+    finish_add(model, name)
+    return [f"{'base.' if lm is not model else ''}soft_prompt"]
