@@ -174,21 +174,28 @@ class MiniTransformer(nn.Module):
     def embed(self, idx):
         """Token embedding + position embedding, shape (B, T, d_model).
 
-        With prompt tuning, the virtual tokens come first and take the first positions: (B, P + T, d).
+        With prompt tuning, P virtual tokens come first: (B, P + T, d_model). By default the input keeps
+        the positions it was pretrained with and the virtual tokens carry none; a prompt added with
+        positions="shift" takes the first P positions and moves the input along (as GPT-2 in HF PEFT).
         """
         self.check_input(idx)
         x = self.tok_emb(idx)
-        if self.soft_prompt is not None:
-            x = self.soft_prompt(x)
-            if x.size(1) > self.config.block_size:
-                virtual = x.size(1) - idx.size(1)
+        prompt = self.soft_prompt
+        shift = prompt is not None and prompt.shifts_positions()
+        if prompt is not None:
+            total = idx.size(1) + prompt.length()
+            if total > self.config.block_size:
                 raise ValueError(
-                    f"{virtual} virtual prompt tokens + {idx.size(1)} input tokens = {x.size(1)} exceed the "
+                    f"{prompt.length()} virtual prompt tokens + {idx.size(1)} input tokens = {total} exceed the "
                     f"context length block_size={self.config.block_size}; use inputs of at most "
-                    f"{self.config.block_size - virtual} tokens or a shorter prompt"
+                    f"{self.config.block_size - prompt.length()} tokens or a shorter prompt"
                 )
-        positions = torch.arange(x.size(1), device=idx.device)
-        return self.drop(x + self.pos_emb(positions))
+        if shift:
+            x = prompt(x)  # the virtual tokens take positions 0..P-1, the input P..P+T-1
+        x = x + self.pos_emb(torch.arange(x.size(1), device=idx.device))
+        if prompt is not None and not shift:
+            x = prompt(x)  # the input keeps positions 0..T-1; the virtual tokens carry none
+        return self.drop(x)
 
     def hidden_states(self, idx):
         """The final, normalised hidden state of every input position, shape (B, T, d_model)."""

@@ -222,4 +222,13 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
     _apply(model, config, tensors, name)
     if config["layers"]:
         set_active(model, name, trainable=trainable)
+    if not trainable:
+        model.requires_grad_(False)
+    elif not config["layers"]:  # selective: what was trained before trains again
+        model.requires_grad_(False)
+        trained = set(config["trained_base_parameters"])
+        for pname, p in language_model(model).named_parameters():
+            p.requires_grad_(_clean(pname) in trained)
+        if isinstance(model, Classifier):
+            model.head.requires_grad_(True)
     return name

@@ -58,7 +58,9 @@ class PeftLayer(nn.Module):
 
     def delete(self, name: str):
         for attr in self.adapter_dicts:
-            getattr(self, attr).pop(name, None)
+            entries = getattr(self, attr)
+            if name in entries:
+                del entries[name]
         self.settings.pop(name)
         self.active = [n for n in self.active if n != name]
 

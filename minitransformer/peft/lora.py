@@ -53,7 +53,7 @@ class LoRALinear(WrapperLayer):
 
     def delete(self, name: str):
         super().delete(name)
-        self.lora_dropout.pop(name)
+        del self.lora_dropout[name]
         self.scaling.pop(name)
 
     def delta_weight(self, name: str) -> torch.Tensor:

@@ -1,7 +1,10 @@
 """Prompt tuning: learned "virtual token" embeddings put in front of every input.
 
-Nothing inside the model changes: the model reads P extra input vectors that training shapes. They take
-the first P positions of the context, so a prompt plus an input must fit in block_size.
+Nothing inside the model changes: the model reads P extra input vectors that training shapes, and a
+prompt plus an input must fit in block_size. Where the virtual tokens sit matters for a model with
+learned absolute positions: positions="keep" (the default) leaves the input at the positions it was
+pretrained with and gives the virtual tokens none; positions="shift" gives the virtual tokens the first P
+positions and moves the input along, as Hugging Face PEFT does for GPT-2.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from ..tokenizer import tokenizer
 from .core import PeftLayer, finish_add, prepare
 
 
+POSITIONS = ("keep", "shift")
+
+
 class SoftPrompt(PeftLayer):
     kind = "prompt"
     adapter_dicts = ("prompts",)
@@ -22,18 +28,27 @@ class SoftPrompt(PeftLayer):
         self.d_model = d_model
         self.prompts = nn.ParameterDict()
 
-    def add(self, name: str, embeddings: torch.Tensor, init: str):
-        self.register(name, length=embeddings.size(0), init=init)
+    def add(self, name: str, embeddings: torch.Tensor, init: str, positions: str = "keep"):
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {list(POSITIONS)}, got {positions!r}")
+        self.register(name, length=embeddings.size(0), init=init, positions=positions)
         self.prompts[name] = nn.Parameter(embeddings.detach().clone())
 
     @classmethod
     def attach(cls, lm, layer_name, name, settings):
         if lm.soft_prompt is None:
             lm.soft_prompt = cls(lm.config.d_model)
-        lm.soft_prompt.add(name, torch.zeros(settings["length"], lm.config.d_model), settings["init"])
+        lm.soft_prompt.add(name, torch.zeros(settings["length"], lm.config.d_model), settings["init"],
+                           settings["positions"])
 
     def length(self) -> int:
         return sum(self.prompts[n].size(0) for n in self.active_names())
+
+    def shifts_positions(self) -> bool:
+        modes = {self.settings[n]["positions"] for n in self.active_names()}
+        if len(modes) > 1:
+            raise ValueError("the active prompts disagree on positions ('keep' and 'shift'); activate one kind")
+        return modes == {"shift"}
 
     def forward(self, x):
         names = self.active_names()
@@ -43,12 +58,16 @@ class SoftPrompt(PeftLayer):
         return torch.cat([prompt, x], dim=1)
 
 
-def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: str = "vocab", seed: int = 0) -> list[str]:
+def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: str = "vocab",
+               positions: str = "keep", seed: int = 0) -> list[str]:
     """Add a soft prompt of `length` virtual tokens.
 
     init="vocab" starts from the embeddings of random vocabulary characters (Lester et al.), "random" from
     small Gaussian noise, and any other string from the embeddings of that text's characters.
+    positions: "keep" or "shift" (see the module's docstring).
     """
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {list(POSITIONS)}, got {positions!r}")
     lm = prepare(model)
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
         raise ValueError(f"prompt length must be a positive int, got {length!r}")
@@ -66,6 +85,6 @@ def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: s
             embeddings = lm.tok_emb.weight[torch.tensor(tokenizer.encode(init))]
     if lm.soft_prompt is None:
         lm.soft_prompt = SoftPrompt(lm.config.d_model)
-    lm.soft_prompt.add(name, embeddings, init)
+    lm.soft_prompt.add(name, embeddings, init, positions)
     finish_add(model, name)
     return [f"{'base.' if lm is not model else ''}soft_prompt"]
