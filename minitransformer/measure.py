@@ -168,3 +168,10 @@ def parameter_count_formula(config) -> dict[str, int]:
 def parameter_count_from_config(config) -> int:
     """The total of parameter_count_formula: what MiniTransformer(config) holds."""
     return sum(parameter_count_formula(config).values())
+
+
+def forward_activation_bytes(model, batch: dict) -> int:
+    """Bytes autograd keeps from one forward pass for the backward pass (each storage once, no parameters)."""
+    with ActivationMeter(model) as meter:
+        loss_on_batch(model, batch)
+    return meter.bytes

@@ -1,146 +1,12 @@
-"""Checks for the exercises: feedback in words, partial credit, and a fallback that keeps notebooks running.
-
-In a notebook, after writing an exercise:
-
-    causal_attention = check.causal_attention(causal_attention)
-
-prints what is right and what is wrong, and returns the learner's version when it passes. When the
-exercise is still a stub (its body raises NotImplementedError) or fails, it returns the library's
-reference implementation instead, so the rest of the notebook still runs.
-
-`run(exercise_id, candidate)` returns a CheckResult with points per part, for autograding.
-"""
-
-from __future__ import annotations
-
-import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+"""Checks for chapter 1's exercises: causal attention, a block's forward pass, the parameter formula."""
 
 import torch
 
-from . import model as reference_model
-from .measure import parameter_count_formula, parameter_count_from_config
-from .model import ModelConfig
+from .. import model as reference_model
+from ..measure import parameter_count_formula, parameter_count_from_config
+from ..model import ModelConfig
+from .core import Part, call_learner, check, register
 
-
-class StubError(Exception):
-    """The candidate still raises NotImplementedError: the exercise has not been attempted."""
-
-
-@dataclass
-class Part:
-    description: str
-    passed: bool
-    message: str = ""
-    points: int = 1
-
-
-@dataclass
-class CheckResult:
-    exercise: str
-    title: str
-    status: str  # "passed", "failed", "stub" or "error"
-    parts: list[Part] = field(default_factory=list)
-    max_points: int = 0
-    detail: str = ""
-
-    @property
-    def points(self) -> int:
-        return sum(p.points for p in self.parts if p.passed)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    def report(self) -> str:
-        head = f"Exercise {self.exercise} · {self.title}: {self.points}/{self.max_points} points"
-        if self.status == "stub":
-            return f"{head}\n  … not attempted yet: the body still raises NotImplementedError."
-        lines = [head + (" ✅" if self.passed else "")]
-        for part in self.parts:
-            mark = "✔" if part.passed else "✘"
-            lines.append(f"  {mark} {part.description}")
-            if part.message and not part.passed:
-                lines.append(f"      → {part.message}")
-        if self.detail:
-            lines.append(f"  {self.detail}")
-        return "\n".join(lines)
-
-
-@dataclass
-class Exercise:
-    id: str
-    title: str
-    parts: Callable[[Any], Iterator[Part]]  # yields one Part per checked property
-    max_points: int
-    reference: Any
-    reference_name: str
-
-
-EXERCISES: dict[str, Exercise] = {}
-RESULTS: dict[str, CheckResult] = {}  # the latest result per exercise, in this process
-
-
-def register(id: str, title: str, max_points: int, reference, reference_name: str):
-    def decorator(parts_fn):
-        EXERCISES[id] = Exercise(id, title, parts_fn, max_points, reference, reference_name)
-        return parts_fn
-
-    return decorator
-
-
-def _call(fn, *args):
-    """Call learner code; a NotImplementedError means the exercise is still a stub."""
-    try:
-        return fn(*args)
-    except NotImplementedError as error:
-        raise StubError() from error
-
-
-def run(exercise_id: str, candidate) -> CheckResult:
-    """Check `candidate` against exercise `exercise_id`; never raises for learner mistakes."""
-    if exercise_id not in EXERCISES:
-        raise ValueError(f"unknown exercise {exercise_id!r}; valid ids are {sorted(EXERCISES)}")
-    exercise = EXERCISES[exercise_id]
-    result = CheckResult(exercise.id, exercise.title, "passed", max_points=exercise.max_points)
-    try:
-        for part in exercise.parts(candidate):
-            result.parts.append(part)
-    except StubError:
-        result.status = "stub"
-        result.parts = []  # a stub earns nothing
-    except Exception as error:  # the learner's code crashed: say where, in one line
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        result.status = "error"
-        result.detail = (
-            f"✘ your code raised {type(error).__name__}: {error} "
-            f"(in {frame.name}, line {frame.lineno}: {frame.line!r})"
-        )
-    else:
-        if not all(p.passed for p in result.parts):
-            result.status = "failed"
-    RESULTS[exercise_id] = result
-    return result
-
-
-def check(exercise_id: str, candidate, verbose: bool = True):
-    """Run the check, print feedback, and return what the rest of the notebook should use."""
-    result = run(exercise_id, candidate)
-    exercise = EXERCISES[exercise_id]
-    if verbose:
-        print(result.report())
-        if not result.passed:
-            print(
-                f"  Using the library's reference {exercise.reference_name} for the rest of the "
-                "notebook; fix your version and run this cell again."
-            )
-    return candidate if result.passed else exercise.reference
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapter 1
-# ---------------------------------------------------------------------------------------------
 
 
 def _qkv(seed=0, shape=(2, 3, 6, 8)):
@@ -148,14 +14,14 @@ def _qkv(seed=0, shape=(2, 3, 6, 8)):
     return [torch.randn(*shape, generator=g) for _ in range(3)]
 
 
-def _close(a, b, tol=1e-5) -> bool:
+def close(a, b, tol=1e-5) -> bool:
     return torch.is_tensor(a) and a.shape == b.shape and torch.allclose(a, b, atol=tol, rtol=tol)
 
 
 @register("1.1", "causal self-attention", 4, reference_model.causal_attention, "minitransformer.causal_attention")
 def _check_causal_attention(fn):
     q, k, v = _qkv()
-    returned = _call(fn, q, k, v)
+    returned = call_learner(fn, q, k, v)
     if not (isinstance(returned, tuple) and len(returned) == 2):
         yield Part("returns a pair (output, weights)", False, f"it returned {type(returned).__name__}; return `out, weights`")
         return
@@ -182,7 +48,7 @@ def _check_causal_attention(fn):
     k2, v2 = k.clone(), v.clone()
     k2[..., -1, :] += 3.0
     v2[..., -1, :] += 3.0
-    out2, _ = _call(fn, q, k2, v2)
+    out2, _ = call_learner(fn, q, k2, v2)
     moved = (out2[..., :-1, :] - out[..., :-1, :]).abs().amax(dim=(0, 1, 3)) > 1e-6
     first = int(moved.nonzero()[0]) if moved.any() else -1
     yield Part(
@@ -194,9 +60,9 @@ def _check_causal_attention(fn):
     expected, _ = reference_model.causal_attention(q, k, v)
     unscaled, _ = reference_model.causal_attention(q * hd**0.5, k, v)
     message = "the values differ from scaled dot-product attention"
-    if _close(out, unscaled):
+    if close(out, unscaled):
         message = f"the scores are not scaled: divide q·k by sqrt(head_dim) = {hd**0.5:.3f}"
-    yield Part("matches softmax(q·kᵀ / sqrt(head_dim)) · v", _close(out, expected), message)
+    yield Part("matches softmax(q·kᵀ / sqrt(head_dim)) · v", close(out, expected), message)
 
 
 def _block_variants(block, x):
@@ -224,7 +90,7 @@ def _check_block(block_cls):
     reference = reference_model.Block(config)
     for p in reference.parameters():  # non-trivial norms and biases, so every mistake shows
         torch.nn.init.normal_(p, std=0.3)
-    candidate = _call(block_cls, config)
+    candidate = call_learner(block_cls, config)
     missing, unexpected = [], []
     if isinstance(candidate, torch.nn.Module):
         result = candidate.load_state_dict(reference.state_dict(), strict=False)
@@ -239,7 +105,7 @@ def _check_block(block_cls):
         return
     x = torch.randn(2, 7, config.d_model, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        y = _call(candidate, x)
+        y = call_learner(candidate, x)
         expected = reference(x)
     shape_ok = torch.is_tensor(y) and y.shape == x.shape
     yield Part("output has the input's shape (B, T, d_model)", shape_ok,
@@ -256,9 +122,9 @@ def _check_block(block_cls):
     message = "the output differs from x + attn(ln1(x)), then + mlp(ln2(·))"
     with torch.no_grad():
         for variant, diagnosis in _block_variants(reference, x):
-            if _close(y, variant):
+            if close(y, variant):
                 message = diagnosis
-    yield Part("matches the pre-LayerNorm residual block", _close(y, expected), message)
+    yield Part("matches the pre-LayerNorm residual block", close(y, expected), message)
 
 
 _CONFIGS = [
@@ -292,7 +158,7 @@ def _diagnose_count(got, config, label) -> str:
           "minitransformer.measure.parameter_count_from_config")
 def _check_count(count_fn):
     for config in _CONFIGS:
-        got = _call(count_fn, config)
+        got = call_learner(count_fn, config)
         model_count = sum(p.numel() for p in reference_model.MiniTransformer(config).parameters())
         changed = {k: v for k, v in config.to_dict().items() if v != getattr(ModelConfig(), k)}
         label = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the default config"

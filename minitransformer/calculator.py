@@ -1,0 +1,115 @@
+"""A training-memory calculator for decoder transformers, from the tiny model to 70B.
+
+Assumptions (stated once, used everywhere):
+- Adam(W): two moments per trainable parameter, kept in fp32.
+- "fp32": weights, gradients and moments in fp32 -> 4 + 4 + 8 = 16 bytes per trainable parameter.
+- "mixed": 16-bit weights and gradients plus an fp32 master copy and the moments (ZeRO's accounting) ->
+  2 + 2 + (4 + 4 + 4) = 16 bytes per trainable parameter; frameworks that also keep fp32 gradients reach 18.
+- Frozen parameters cost only their weights (4 bytes in fp32, 2 in 16-bit): no gradient, no optimizer state.
+- Activations per layer, 16-bit, no recomputation (Korthikanti et al. 2022): s·b·h·(34 + 5·a·s/h) bytes;
+  doubled in fp32. With a fused (flash) attention kernel, the default here, the 5·a·s/h term is gone. PEFT is assumed to keep every activation (backward still passes through the frozen
+  layers above the first adapter), so the estimate for PEFT is an upper bound.
+- Buffers, fragmentation and the CUDA context are left out: real peaks are higher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRECISIONS = ("fp32", "mixed")
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    name: str
+    n_layer: int
+    d_model: int
+    n_head: int
+    vocab_size: int
+    context: int
+    mlp_hidden: int | None = None  # default 4 * d_model
+    gated_mlp: bool = False  # SwiGLU (LLaMA): three matrices instead of two
+    kv_heads: int | None = None  # grouped-query attention: fewer key/value heads
+    tied_embeddings: bool = True
+    learned_positions: bool = True
+    bias: bool = True
+
+    def parameters(self) -> int:
+        d, L = self.d_model, self.n_layer
+        hidden = self.mlp_hidden or 4 * d
+        kv = d * (self.kv_heads or self.n_head) // self.n_head
+        b = 1 if self.bias else 0
+        attention = 2 * (d * d + b * d) + 2 * (d * kv + b * kv)  # q, out; k, v
+        mlp = (3 if self.gated_mlp else 2) * d * hidden + b * (hidden + d)
+        norms = 2 * (d + b * d)
+        embeddings = self.vocab_size * d * (1 if self.tied_embeddings else 2)
+        positions = self.context * d if self.learned_positions else 0
+        return embeddings + positions + L * (attention + mlp + norms) + (d + b * d)
+
+
+GPT2 = [
+    DecoderShape("GPT-2 124M", 12, 768, 12, 50257, 1024),
+    DecoderShape("GPT-2 355M", 24, 1024, 16, 50257, 1024),
+    DecoderShape("GPT-2 774M", 36, 1280, 20, 50257, 1024),
+    DecoderShape("GPT-2 1.5B", 48, 1600, 25, 50257, 1024),
+]
+LLAMA = [
+    DecoderShape("7B (LLaMA-2 shape)", 32, 4096, 32, 32000, 4096, mlp_hidden=11008, gated_mlp=True,
+                 tied_embeddings=False, learned_positions=False, bias=False),
+    DecoderShape("70B (LLaMA-2 shape)", 80, 8192, 64, 32000, 4096, mlp_hidden=28672, gated_mlp=True,
+                 kv_heads=8, tied_embeddings=False, learned_positions=False, bias=False),
+]
+
+
+def bytes_per_parameter(precision: str = "fp32") -> dict[str, int]:
+    """Bytes per *trainable* parameter with Adam: weights, gradients, optimizer states."""
+    if precision == "fp32":
+        return {"weights": 4, "gradients": 4, "optimizer": 8}
+    if precision == "mixed":
+        return {"weights": 2, "gradients": 2, "optimizer": 12}  # master copy + two moments, fp32
+    raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+
+
+def step_memory(n_params: float, n_trainable: float, precision: str = "fp32", frozen_weight_bytes: float | None = None) -> dict[str, float]:
+    """Bytes of weights, gradients and Adam states for n_params parameters of which n_trainable train."""
+    if not 0 <= n_trainable <= n_params:
+        raise ValueError(f"n_trainable must be in 0..n_params={n_params}, got {n_trainable!r}")
+    per = bytes_per_parameter(precision)
+    frozen_bytes = per["weights"] if frozen_weight_bytes is None else frozen_weight_bytes
+    return {
+        "weights": (n_params - n_trainable) * frozen_bytes + n_trainable * per["weights"],
+        "gradients": n_trainable * per["gradients"],
+        "optimizer": n_trainable * per["optimizer"],
+    }
+
+
+def activation_bytes(shape: DecoderShape, batch: int, seq: int, precision: str = "mixed",
+                     fused_attention: bool = True) -> float:
+    """Korthikanti et al.'s estimate. A fused (flash) attention kernel never stores the a·s² attention
+    scores and probabilities, which removes the 5·a·s/h term."""
+    scores = 0 if fused_attention else 5 * shape.n_head * seq / shape.d_model
+    per_layer = seq * batch * shape.d_model * (34 + scores)
+    return shape.n_layer * per_layer * (2 if precision == "fp32" else 1)
+
+
+def training_memory(shape: DecoderShape, batch: int = 1, seq: int | None = None, trainable_fraction: float = 1.0,
+                    precision: str = "mixed", weight_bits: int | None = None,
+                    fused_attention: bool = True) -> dict[str, float]:
+    """Estimated bytes of one training step by part.
+
+    trainable_fraction: the share of parameters that train (1.0 full fine-tuning, 0.01 a typical PEFT run;
+    the trainable ones are *added*, so the frozen model keeps all its parameters).
+    weight_bits: store the frozen weights with this many bits (e.g. 4 for a QLoRA-style base).
+    """
+    if not 0 < trainable_fraction <= 1:
+        raise ValueError(f"trainable_fraction must be in (0, 1], got {trainable_fraction!r}")
+    seq = seq or shape.context
+    total = shape.parameters()
+    added = 0 if trainable_fraction == 1.0 else total * trainable_fraction  # PEFT adds what it trains
+    memory = step_memory(total + added, added or total, precision, weight_bits / 8 if weight_bits else None)
+    memory["activations"] = activation_bytes(shape, batch, seq, precision, fused_attention)
+    return memory
+
+
+def gigabytes(n: float) -> float:
+    return n / 1e9

@@ -1,0 +1,16 @@
+"""Checks for the exercises: feedback in words, partial credit, and a fallback that keeps notebooks running.
+
+In a notebook, after writing an exercise:
+
+    causal_attention = check.causal_attention(causal_attention)
+
+prints what is right and what is wrong, and returns the learner's version when it passes. When the
+exercise is still a stub (its body raises NotImplementedError) or fails, it returns the library's
+reference implementation instead, so the rest of the notebook still runs.
+
+`run(exercise_id, candidate)` returns a CheckResult with points per part, for autograding.
+"""
+
+from .core import EXERCISES, RESULTS, CheckResult, Part, StubError, check, run
+from .ch1 import block, causal_attention, parameter_count
+from .ch2 import activation_bytes, gpt2_parameters, training_bytes
