@@ -82,3 +82,25 @@ def test_forgotten_component_is_named_in_the_count_feedback():
 def test_unknown_exercise_is_an_error():
     with pytest.raises(ValueError, match=r"unknown exercise '9.9'; valid ids are \["):
         check.run("9.9", stub)
+
+
+def test_chapter_2_and_3_references_pass_and_common_mistakes_are_named():
+    from minitransformer.calculator import step_memory
+    from minitransformer.check.ch2 import _gpt2_reference, _saved_bytes
+    from minitransformer.check.ch3 import separator_positions_reference
+    from minitransformer.forgetting import best_step, forgetting
+    from minitransformer.measure import forward_activation_bytes
+
+    for exercise, answer in (("2.1", forward_activation_bytes), ("2.2", step_memory), ("2.3", _gpt2_reference),
+                             ("3.1", separator_positions_reference), ("3.2", forgetting), ("3.3", best_step)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+    assert "count each storage once" in check.run("2.1", lambda m, b: _saved_bytes(m, b, False, True)).report()
+    assert "counted the parameters too" in check.run("2.1", lambda m, b: _saved_bytes(m, b, True, False)).report()
+    mixed_without_master = lambda n, t, p: {**step_memory(n, t, p), "optimizer": 8 * t}
+    assert "fp32 master copy" in check.run("2.2", mixed_without_master).report()
+    assert "ties its output layer" in check.run("2.3", lambda L, d, V, c: _gpt2_reference(L, d, V, c) + V * d).report()
+    assert "last non-padding token" in check.run("3.1", lambda x: (x != 0).sum(1) - 1).report()
+    flipped = lambda b, a: {k: -v for k, v in forgetting(b, a).items()}
+    assert "sign is flipped" in check.run("3.2", flipped).report()
+    assert "index in the list" in check.run("3.3", lambda s, h: h.index(max(h))).report()
