@@ -72,9 +72,15 @@ def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
     return model
 
 
-def load_base() -> MiniTransformer:
-    """The course's pretrained base model, shipped in the repository."""
-    return load_checkpoint(BASE_CHECKPOINT)
+SHIPPED_BASES = {2: BASE_CHECKPOINT, 4: BASE_CHECKPOINT.with_name("base_4_layers"),
+                 6: BASE_CHECKPOINT.with_name("base_6_layers")}
+
+
+def load_base(n_layer: int = 2) -> MiniTransformer:
+    """The course's pretrained base model, shipped in the repository (deeper variants for chapter 4)."""
+    if n_layer not in SHIPPED_BASES:
+        raise ValueError(f"no shipped base with n_layer={n_layer!r}; shipped: {sorted(SHIPPED_BASES)}")
+    return load_checkpoint(SHIPPED_BASES[n_layer])
 
 
 def state_sha256(model: torch.nn.Module) -> str:

@@ -28,14 +28,15 @@ def best_step(steps: list[int], heldout: list[float]) -> int:
 
 def fine_tune(task: str = "is_sorted", prepare: Callable | None = None, steps: int = 300, lr: float = 1e-3,
               seed: int = 0, batch_size: int = 64, eval_every: int = 0, n_eval: int = 300,
-              progress: bool = False, next_batch=None) -> tuple[Classifier, History]:
+              progress: bool = False, next_batch=None, n_layer: int = 2) -> tuple[Classifier, History]:
     """Fine-tune the shipped base with a new task head on `task`; return the model and its history.
 
-    prepare(model) chooses what trains (default: everything, i.e. full fine-tuning). With eval_every, the
+    prepare(model) chooses what trains (default: everything, i.e. full fine-tuning); n_layer picks the
+    shipped base (2, or the deeper 4 and 6). With eval_every, the
     history records the new-task accuracy ("new") and the base tasks' mean exact match ("base") as it goes.
     """
     seed_all(seed)
-    model = Classifier(load_base())
+    model = Classifier(load_base(n_layer))
     if prepare is not None:
         prepare(model)
     heldout = eval_set(task, n_eval)

@@ -104,3 +104,22 @@ def test_chapter_2_and_3_references_pass_and_common_mistakes_are_named():
     flipped = lambda b, a: {k: -v for k, v in forgetting(b, a).items()}
     assert "sign is flipped" in check.run("3.2", flipped).report()
     assert "index in the list" in check.run("3.3", lambda s, h: h.index(max(h))).report()
+
+
+def test_chapter_4_references_pass_and_common_mistakes_are_named():
+    from minitransformer.check.ch4 import bitfit_reference, train_last_blocks_reference
+    from minitransformer.measure import count_parameters
+    from minitransformer.peft import select
+
+    for exercise, answer in (("4.1", train_last_blocks_reference), ("4.2", bitfit_reference), ("4.3", count_parameters)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+    assert "first blocks" in check.run("4.1", lambda m, k: select(m, "first_k", k=k)).report()
+
+    def no_layernorm_bias(model):
+        for name, p in model.named_parameters():
+            p.requires_grad_((name.endswith("bias") and ".ln" not in name) or name.startswith("head."))
+
+    assert "a LayerNorm's shift is a bias too" in check.run("4.2", no_layernorm_bias).report()
+    counts_tensors = lambda m: {"trainable": sum(1 for p in m.parameters() if p.requires_grad), "total": 0}
+    assert "that counts tensors" in check.run("4.3", counts_tensors).report()

@@ -111,3 +111,15 @@ def test_pretrain_command_writes_a_loadable_checkpoint(tmp_path):
     info = json.loads((tmp_path / "b.json").read_text())
     assert info["config"]["n_layer"] == 1 and info["metadata"]["recipe"]["steps"] == 5
     load_checkpoint(tmp_path / "b")
+
+
+@pytest.mark.parametrize("n_layer", [4, 6])
+def test_deeper_shipped_bases_load_and_know_the_base_tasks(n_layer):
+    model = load_base(n_layer)
+    assert model.config.n_layer == n_layer
+    assert evaluate_base_tasks(model, 300)["mean"] >= 0.98
+
+
+def test_unknown_base_depth_is_an_error():
+    with pytest.raises(ValueError, match=r"no shipped base with n_layer=3; shipped: \[2, 4, 6\]"):
+        load_base(3)
