@@ -23,6 +23,13 @@ def sha256_of(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def verify_sha256(path, expected: str) -> None:
+    """Refuse a file whose bytes are not the ones its metadata recorded."""
+    digest = sha256_of(path)
+    if digest != expected:
+        raise ValueError(f"{path} is corrupted or was replaced: its sha256 is {digest}, the metadata expects {expected}")
+
+
 def _paths(path):
     path = Path(path)
     if path.suffix in (".safetensors", ".json"):
@@ -60,12 +67,7 @@ def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
     info = read_checkpoint_info(path)
     if not weights_path.exists():
         raise FileNotFoundError(f"no checkpoint weights at {weights_path}")
-    digest = sha256_of(weights_path)
-    if digest != info["sha256"]:
-        raise ValueError(
-            f"{weights_path} is corrupted or was replaced: its sha256 is {digest}, "
-            f"the metadata expects {info['sha256']}"
-        )
+    verify_sha256(weights_path, info["sha256"])
     model = MiniTransformer(ModelConfig(**info["config"]))
     model.load_state_dict(load_file(str(weights_path)))
     model.eval()

@@ -5,7 +5,7 @@ import torch
 from .. import model as reference_model
 from ..measure import parameter_count_formula, parameter_count_from_config
 from ..model import ModelConfig
-from .core import Part, call_learner, check, register
+from .core import Part, call_learner, checker, register
 
 
 
@@ -166,14 +166,6 @@ def _check_count(count_fn):
         msg = _diagnose_count(got, config, label) if isinstance(got, int) else f"return an int, not {type(got).__name__}"
         yield Part(f"correct for {label}", ok, msg)
 
-
-def causal_attention(fn):
-    return check("1.1", fn)
-
-
-def block(cls):
-    return check("1.2", cls)
-
-
-def parameter_count(fn):
-    return check("1.3", fn)
+causal_attention = checker("1.1")
+block = checker("1.2")
+parameter_count = checker("1.3")

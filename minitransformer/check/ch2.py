@@ -7,7 +7,7 @@ from ..data import BASE_TASKS, TaskSampler, encode, make_examples
 from ..measure import forward_activation_bytes
 from ..model import Classifier, MiniTransformer, ModelConfig
 from ..train import loss_on_batch
-from .core import Part, call_learner, check, register
+from .core import Part, call_learner, checker, register
 
 
 def _fmt(value) -> str:
@@ -118,14 +118,6 @@ def _check_gpt2(fn):
                 message += f": {-diff // L:,} parameters per block are missing (biases? 4·d·d + 4·d for attention, 8·d·d + 5·d for the MLP)"
         yield Part(f"correct for {shape.name}", got == want, message)
 
-
-def activation_bytes(fn):
-    return check("2.1", fn)
-
-
-def training_bytes(fn):
-    return check("2.2", fn)
-
-
-def gpt2_parameters(fn):
-    return check("2.3", fn)
+activation_bytes = checker("2.1")
+training_bytes = checker("2.2")
+gpt2_parameters = checker("2.3")

@@ -5,7 +5,7 @@ import torch
 from ..data import BASE_TASKS, encode_classification, encode_lm, make_examples
 from ..forgetting import best_step, forgetting
 from ..tokenizer import SEP, tokenizer
-from .core import Part, call_learner, check, register
+from .core import Part, call_learner, checker, register
 
 
 def separator_positions_reference(x):
@@ -83,14 +83,6 @@ def _check_best_step(fn):
             message += " — on a tie, take the earliest step: it reached the same score with less training"
         yield Part(f"correct for {label}", got == want, message)
 
-
-def separator_positions(fn):
-    return check("3.1", fn)
-
-
-def forgetting_score(fn):
-    return check("3.2", fn)
-
-
-def early_stopping(fn):
-    return check("3.3", fn)
+separator_positions = checker("3.1")
+forgetting_score = checker("3.2")
+early_stopping = checker("3.3")

@@ -6,7 +6,7 @@ from ..checkpoint import load_base
 from ..measure import count_parameters
 from ..model import Classifier
 from ..peft.selective import select
-from .core import Part, call_learner, check, register
+from .core import Part, call_learner, checker, register
 
 
 def train_last_blocks_reference(model, k):
@@ -89,14 +89,6 @@ def _check_count(fn):
             message += " — only parameters with p.requires_grad count as trainable"
         yield Part(f"correct for {label}", ok, message)
 
-
-def train_last_blocks(fn):
-    return check("4.1", fn)
-
-
-def bitfit(fn):
-    return check("4.2", fn)
-
-
-def count_trainable(fn):
-    return check("4.3", fn)
+train_last_blocks = checker("4.1")
+bitfit = checker("4.2")
+count_trainable = checker("4.3")

@@ -1,15 +1,4 @@
-"""Checks for the exercises: feedback in words, partial credit, and a fallback that keeps notebooks running.
-
-In a notebook, after writing an exercise:
-
-    causal_attention = check.causal_attention(causal_attention)
-
-prints what is right and what is wrong, and returns the learner's version when it passes. When the
-exercise is still a stub (its body raises NotImplementedError) or fails, it returns the library's
-reference implementation instead, so the rest of the notebook still runs.
-
-`run(exercise_id, candidate)` returns a CheckResult with points per part, for autograding.
-"""
+"""The check framework: exercises register their checks; `run` grades, `check` grades and falls back."""
 
 from __future__ import annotations
 
@@ -131,3 +120,13 @@ def check(exercise_id: str, candidate, verbose: bool = True):
                 "notebook; fix your version and run this cell again."
             )
     return candidate if result.passed else exercise.reference
+
+
+def checker(exercise_id: str):
+    """The notebook-facing function for one exercise: `fn = check.some_exercise(fn)`."""
+
+    def check_exercise(candidate):
+        return check(exercise_id, candidate)
+
+    check_exercise.__doc__ = f"Check exercise {exercise_id}; return the learner's version if it passes, else the reference."
+    return check_exercise

@@ -23,6 +23,7 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..checkpoint import sha256_of, verify_sha256
 from ..model import Classifier
 from .adapters import AdapterLayer
 from .core import (TASK_HEAD, PeftLayer, adapter_kind, adapter_names, language_model, peft_layers, prepare,
@@ -130,7 +131,7 @@ def save_adapter(model: nn.Module, path, name: str | None = None) -> Path:
         "base_fingerprint": getattr(lm, "_base_fingerprint", None) or base_fingerprint(model),
         "tensors": {k: list(v.shape) for k, v in sorted(tensors.items())},
         "parameters": sum(v.numel() for v in tensors.values()),
-        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "sha256": sha256_of(weights),
         "bytes": weights.stat().st_size,
     }
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
@@ -185,9 +186,7 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
     weights = folder / WEIGHTS_FILE
     if not weights.exists():
         raise FileNotFoundError(f"no {WEIGHTS_FILE} in {folder}")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    if digest != config["sha256"]:
-        raise ValueError(f"{weights} is corrupted or was replaced: sha256 {digest[:12]}…, the config expects {config['sha256'][:12]}…")
+    verify_sha256(weights, config["sha256"])
     try:
         tensors = load_file(str(weights))
     except SafetensorError as error:
