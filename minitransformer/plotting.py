@@ -66,3 +66,52 @@ def plot_bars(values: dict, ax=None, title="", xlabel="", ylabel="", log=False, 
     ax.set_title(title)
     ax.margins(x=0.25)
     return ax
+
+
+def draw_block(ax, placement: str = "none", title: str | None = None):
+    """Draw a pre-LayerNorm transformer block, bottom to top, with bottleneck adapters where they sit.
+
+    placement: "none", "houlsby" (after attention and after the MLP) or "pfeiffer" (after the MLP).
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    if placement not in ("none", "houlsby", "pfeiffer"):
+        raise ValueError(f"placement must be 'none', 'houlsby' or 'pfeiffer', got {placement!r}")
+    boxes = [("LayerNorm", "#dddddd"), ("attention", "#9ecae1")]
+    if placement == "houlsby":
+        boxes.append(("adapter", "#fdae6b"))
+    boxes.append(("+", None))
+    boxes += [("LayerNorm", "#dddddd"), ("MLP", "#a1d99b")]
+    if placement in ("houlsby", "pfeiffer"):
+        boxes.append(("adapter", "#fdae6b"))
+    boxes.append(("+", None))
+    y = 0.0
+    centres = []
+    branch = -0.2  # where the residual stream leaves the main path (just below the sub-layer)
+    for label, colour in boxes:
+        if colour is None:  # a residual addition: the stream skips the sub-layer and is added back here
+            centre = y + 0.25
+            ax.add_patch(plt.Circle((0.5, centre), 0.18, fill=False, lw=1.5))
+            ax.text(0.5, centre, "+", ha="center", va="center", fontsize=14)
+            ax.plot([0.5, -0.35, -0.35], [branch, branch, centre], color="gray", lw=1.2)
+            ax.annotate("", xy=(0.32, centre), xytext=(-0.35, centre), arrowprops=dict(arrowstyle="->", color="gray"))
+            centres.append(centre)
+            branch = centre + 0.3
+            y += 0.7
+            continue
+        ax.add_patch(FancyBboxPatch((0.0, y), 1.0, 0.5, boxstyle="round,pad=0.05", fc=colour, ec="black"))
+        text = label if label != "adapter" else "adapter\ndown → ReLU → up (+ skip)"
+        ax.text(0.5, y + 0.25, text, ha="center", va="center", fontsize=8 if label == "adapter" else 10)
+        centres.append(y + 0.25)
+        y += 0.8
+    for lower, upper in zip(centres, centres[1:]):
+        ax.annotate("", xy=(0.5, upper - 0.3), xytext=(0.5, lower + 0.3), arrowprops=dict(arrowstyle="->"))
+    ax.text(0.5, -0.55, "input x", ha="center")
+    ax.annotate("", xy=(0.5, -0.02), xytext=(0.5, -0.4), arrowprops=dict(arrowstyle="->"))
+    ax.text(-0.4, 0.1, "residual", rotation=90, color="gray", fontsize=8, ha="right")
+    ax.text(0.5, y + 0.1, "output", ha="center")
+    ax.set_xlim(-0.8, 1.4)
+    ax.set_ylim(-0.8, y + 0.4)
+    ax.axis("off")
+    ax.set_title(title or {"none": "block", "houlsby": "Houlsby adapters", "pfeiffer": "Pfeiffer adapter"}[placement])
+    return ax

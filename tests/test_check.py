@@ -123,3 +123,24 @@ def test_chapter_4_references_pass_and_common_mistakes_are_named():
     assert "a LayerNorm's shift is a bias too" in check.run("4.2", no_layernorm_bias).report()
     counts_tensors = lambda m: {"trainable": sum(1 for p in m.parameters() if p.requires_grad), "total": 0}
     assert "that counts tensors" in check.run("4.3", counts_tensors).report()
+
+
+def test_chapter_5_references_pass_and_common_mistakes_are_named():
+    from minitransformer.check.ch5 import ResidualAdapter, init_near_identity_reference, insert_adapters_reference
+
+    for exercise, answer in (("5.1", ResidualAdapter), ("5.2", init_near_identity_reference), ("5.3", insert_adapters_reference)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+
+    class ChangeOnly(ResidualAdapter):
+        def forward(self, h):
+            return self.up(self.act(self.down(h)))
+
+    assert "you returned only the change: add h back" in check.run("5.1", ChangeOnly).report()
+    assert "start `up` at zero" in check.run("5.2", lambda adapter: None).report()
+
+    def not_on_the_path(model, make_adapter):
+        for block in model.blocks:
+            block.extra = torch.nn.ModuleList([make_adapter(), make_adapter()])
+
+    assert "never called" in check.run("5.3", not_on_the_path).report()
