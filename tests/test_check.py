@@ -144,3 +144,20 @@ def test_chapter_5_references_pass_and_common_mistakes_are_named():
             block.extra = torch.nn.ModuleList([make_adapter(), make_adapter()])
 
     assert "never called" in check.run("5.3", not_on_the_path).report()
+
+
+def test_chapter_6_references_pass_and_common_mistakes_are_named():
+    from minitransformer.check.ch6 import LoRALinearReference, lora_targets_reference, merge_reference
+
+    for exercise, answer in (("6.1", LoRALinearReference), ("6.2", merge_reference), ("6.3", lora_targets_reference)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+
+    class ScaledByAlpha(LoRALinearReference):
+        def __init__(self, base, r=8, alpha=8):
+            super().__init__(base, r, alpha)
+            self.scaling = alpha
+
+    assert "scaled by alpha instead of alpha / r" in check.run("6.1", ScaledByAlpha).report()
+    silent = lambda model, suffixes: [n for n, _ in model.named_modules() if n.split(".")[-1] in suffixes]
+    assert "raise a ValueError instead" in check.run("6.3", silent).report()
