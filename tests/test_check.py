@@ -161,3 +161,26 @@ def test_chapter_6_references_pass_and_common_mistakes_are_named():
     assert "scaled by alpha instead of alpha / r" in check.run("6.1", ScaledByAlpha).report()
     silent = lambda model, suffixes: [n for n, _ in model.named_modules() if n.split(".")[-1] in suffixes]
     assert "raise a ValueError instead" in check.run("6.3", silent).report()
+
+
+def test_chapter_7_references_pass_and_common_mistakes_are_named():
+    from minitransformer.check.ch7 import IA3ScaleReference, SoftPromptReference, attention_with_prefix_reference
+
+    for exercise, answer in (("7.1", SoftPromptReference), ("7.2", IA3ScaleReference), ("7.3", attention_with_prefix_reference)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+
+    class PromptAfter(SoftPromptReference):
+        def forward(self, embeddings):
+            return torch.cat([embeddings, self.prompt.expand(embeddings.size(0), -1, -1)], dim=1)
+
+    assert "in front of the input, not after it" in check.run("7.1", PromptAfter).report()
+
+    class ZeroScale(IA3ScaleReference):
+        def __init__(self, features):
+            super().__init__(features)
+            self.scale = torch.nn.Parameter(torch.zeros(features))
+
+    assert "zeros would switch the layer off" in check.run("7.2", ZeroScale).report()
+    ignores_prefix = lambda q, k, v, pk, pv: causal_attention(q, k, v)[0]
+    assert "the prefix keys and values are not used" in check.run("7.3", ignores_prefix).report()

@@ -18,3 +18,4 @@ from .ch3 import early_stopping, forgetting_score, separator_positions
 from .ch4 import bitfit, count_trainable, train_last_blocks
 from .ch5 import bottleneck_adapter, insert_adapters, near_identity_init
 from .ch6 import lora_linear, lora_targets, merge_lora
+from .ch7 import attention_with_prefix, ia3_scale, soft_prompt
