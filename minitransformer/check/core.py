@@ -74,12 +74,18 @@ def register(id: str, title: str, max_points: int, reference, reference_name: st
     return decorator
 
 
+AFTER_LEARNER_CALL: list[Callable[[], None]] = []  # the grader's integrity checks
+
+
 def call_learner(fn, *args):
     """Call learner code; a NotImplementedError means the exercise is still a stub."""
     try:
         return fn(*args)
     except NotImplementedError as error:
         raise StubError() from error
+    finally:
+        for hook in AFTER_LEARNER_CALL:
+            hook()
 
 
 def run(exercise_id: str, candidate) -> CheckResult:
@@ -128,5 +134,6 @@ def checker(exercise_id: str):
     def check_exercise(candidate):
         return check(exercise_id, candidate)
 
+    check_exercise.exercise_id = exercise_id
     check_exercise.__doc__ = f"Check exercise {exercise_id}; return the learner's version if it passes, else the reference."
     return check_exercise
