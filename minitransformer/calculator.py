@@ -84,22 +84,29 @@ def step_memory(n_params: float, n_trainable: float, precision: str = "fp32", fr
 
 
 def activation_bytes(shape: DecoderShape, batch: int, seq: int, precision: str = "mixed",
-                     fused_attention: bool = True) -> float:
+                     fused_attention: bool = True, checkpointing: bool = False) -> float:
     """Korthikanti et al.'s estimate. A fused (flash) attention kernel never stores the a·s² attention
-    scores and probabilities, which removes the 5·a·s/h term."""
+    scores and probabilities, which removes the 5·a·s/h term. With activation checkpointing only each
+    block's input (2 bytes per value) is kept, and one block's activations are rebuilt at a time."""
     scores = 0 if fused_attention else 5 * shape.n_head * seq / shape.d_model
     per_layer = seq * batch * shape.d_model * (34 + scores)
-    return shape.n_layer * per_layer * (2 if precision == "fp32" else 1)
+    if checkpointing:
+        total = shape.n_layer * seq * batch * shape.d_model * 2 + per_layer
+    else:
+        total = shape.n_layer * per_layer
+    return total * (2 if precision == "fp32" else 1)
 
 
 def training_memory(shape: DecoderShape, batch: int = 1, seq: int | None = None, trainable_fraction: float = 1.0,
-                    precision: str = "mixed", weight_bits: int | None = None,
-                    fused_attention: bool = True) -> dict[str, float]:
+                    precision: str = "mixed", weight_bits: float | None = None,
+                    fused_attention: bool = True, checkpointing: bool = False) -> dict[str, float]:
     """Estimated bytes of one training step by part.
 
     trainable_fraction: the share of parameters that train (1.0 full fine-tuning, 0.01 a typical PEFT run;
     the trainable ones are *added*, so the frozen model keeps all its parameters).
-    weight_bits: store the frozen weights with this many bits (e.g. 4 for a QLoRA-style base).
+    checkpointing: keep only each block's input and recompute the rest in the backward pass.
+    weight_bits: store the frozen weights with this many bits each (e.g. 4.25 for a QLoRA-style base: 4-bit
+    codes plus a 16-bit scale per 64 weights; see quantized_weight_bits).
     """
     if not 0 < trainable_fraction <= 1:
         raise ValueError(f"trainable_fraction must be in (0, 1], got {trainable_fraction!r}")
@@ -107,8 +114,18 @@ def training_memory(shape: DecoderShape, batch: int = 1, seq: int | None = None,
     total = shape.parameters()
     added = 0 if trainable_fraction == 1.0 else total * trainable_fraction  # PEFT adds what it trains
     memory = step_memory(total + added, added or total, precision, weight_bits / 8 if weight_bits else None)
-    memory["activations"] = activation_bytes(shape, batch, seq, precision, fused_attention)
+    memory["activations"] = activation_bytes(shape, batch, seq, precision, fused_attention, checkpointing)
     return memory
+
+
+def quantized_weight_bytes(n_params: float, bits: int, group_size: int, scale_bytes: int = 2) -> float:
+    """Bytes of n_params weights stored as `bits`-bit codes plus one scale per group of `group_size`."""
+    return n_params * bits / 8 + n_params / group_size * scale_bytes
+
+
+def quantized_weight_bits(bits: int, group_size: int, scale_bytes: int = 2) -> float:
+    """Bits per weight, scales included (4-bit codes, 16-bit scale per 64 weights: 4.25)."""
+    return 8 * quantized_weight_bytes(1, bits, group_size, scale_bytes)
 
 
 def gigabytes(n: float) -> float:

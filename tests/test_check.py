@@ -184,3 +184,20 @@ def test_chapter_7_references_pass_and_common_mistakes_are_named():
     assert "zeros would switch the layer off" in check.run("7.2", ZeroScale).report()
     ignores_prefix = lambda q, k, v, pk, pv: causal_attention(q, k, v)[0]
     assert "the prefix keys and values are not used" in check.run("7.3", ignores_prefix).report()
+
+
+def test_chapter_9_references_pass_and_common_mistakes_are_named():
+    from minitransformer.calculator import quantized_weight_bytes
+    from minitransformer.quantize import dequantize, quantize
+
+    for exercise, answer in (("9.1", quantize), ("9.2", dequantize), ("9.3", quantized_weight_bytes)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+
+    def per_tensor(w, bits, group_size):
+        scale = w.abs().max() / 7
+        codes = torch.round(w / scale).clamp(-7, 7).to(torch.int8)
+        return codes, torch.full((w.shape[0], w.shape[1] // group_size), float(scale))
+
+    assert "one scale for the whole tensor" in check.run("9.1", per_tensor).report()
+    assert "the scales are missing" in check.run("9.3", lambda n, bits, group: n * bits / 8).report()

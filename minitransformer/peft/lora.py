@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..quantize import QuantizedLinear
 from .core import (WrapperLayer, find_targets, finish_add, language_model, peft_layers, prepare, replace_module,
                    transformer_sites)
 
@@ -20,9 +21,9 @@ class LoRALinear(WrapperLayer):
     kind = "lora"
     adapter_dicts = ("lora_A", "lora_B")
 
-    def __init__(self, base: nn.Linear):
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+    def __init__(self, base: nn.Module):
+        if not isinstance(base, (nn.Linear, QuantizedLinear)):
+            raise TypeError(f"LoRALinear wraps an nn.Linear or a QuantizedLinear, got {type(base).__name__}")
         super().__init__(base)
         self.lora_A = nn.ModuleDict()
         self.lora_B = nn.ModuleDict()
@@ -48,8 +49,6 @@ class LoRALinear(WrapperLayer):
         # alpha / r keeps the update's size steady when you change r; rank-stabilised LoRA uses
         # alpha / sqrt(r), which keeps it steady for large r too.
         self.scaling[name] = alpha / (math.sqrt(r) if rslora else r)
-        self.lora_A[name].to(self.base.weight)
-        self.lora_B[name].to(self.base.weight)
 
     def delete(self, name: str):
         super().delete(name)
@@ -64,6 +63,9 @@ class LoRALinear(WrapperLayer):
             raise ValueError(f"no LoRA adapter named {name!r} in this layer; it has {self.adapter_names()}")
         if name in self.merged:
             raise ValueError(f"LoRA adapter {name!r} is already merged; merging twice would add its change twice")
+        if isinstance(self.base, QuantizedLinear):
+            raise ValueError("cannot merge into a quantized weight: the sum would have to be quantized again; "
+                             "keep the adapter unmerged (as QLoRA does) or merge into a float copy of the base")
         if self.original_weight is None:
             self.original_weight = self.base.weight.detach().clone()
         self.merged.append(name)
@@ -101,10 +103,10 @@ class LoRALinear(WrapperLayer):
 
 
 def linear_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Every linear layer LoRA may target, by name: plain nn.Linear or already LoRA-wrapped."""
+    """Every linear layer LoRA may target, by name: plain, quantized, or already LoRA-wrapped."""
     layers = {}
     for name, (module, _) in transformer_sites(model).items():
-        if isinstance(module, (nn.Linear, LoRALinear)):
+        if isinstance(module, (nn.Linear, LoRALinear, QuantizedLinear)):
             layers[name] = module
     return layers
 
@@ -178,6 +180,9 @@ def unmerge_lora(model: nn.Module, name: str | None = None) -> None:
 def merge_and_unload(model: nn.Module) -> nn.Module:
     """Merge the active LoRA adapters and replace every LoRALinear by a plain nn.Linear (for deployment)."""
     for layer_name, layer in lora_layers(model):
+        if isinstance(layer.base, QuantizedLinear):
+            raise ValueError(f"{layer_name} has a quantized base weight: merging would have to quantize the sum "
+                             "again; keep the adapter unmerged (as QLoRA does)")
         with torch.no_grad():
             weight = layer.base.weight.detach().clone() if layer.original_weight is None else layer.original_weight.clone()
             for adapter in layer.active:
