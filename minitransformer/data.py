@@ -198,3 +198,21 @@ class FixedSampler:
             self.order += order
         picked, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
         return encode([self.examples[i] for i in picked])
+
+
+class ReplaySampler:
+    """New-task batches with a fraction of base-task examples mixed in, to fight forgetting.
+
+    Each batch holds round(fraction · batch_size) base-task examples (trained with the language-model loss)
+    and the rest new-task examples.
+    """
+
+    def __init__(self, task: str, fraction: float = 0.25, batch_size: int = 64, seed: int = 0):
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+        replayed = max(1, round(fraction * batch_size))
+        self.task = TaskSampler(task, batch_size - replayed, seed=seed)
+        self.base = TaskSampler(BASE_TASKS, replayed, seed=seed + 7919)
+
+    def __call__(self) -> dict:
+        return {**self.task(), "replay": self.base()}

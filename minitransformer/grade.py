@@ -218,11 +218,11 @@ def _fingerprint() -> dict:
     import torch
 
     from . import calculator, check, forgetting, measure, model, quantize
-    from .check import ch1, ch2, ch3, ch4, ch5, ch6, ch7, ch9, core
+    from .check import ch1, ch2, ch3, ch4, ch5, ch6, ch7, ch8, ch9, core
     from .peft import selective
 
     watched = {}
-    for module in (check, core, ch1, ch2, ch3, ch4, ch5, ch6, ch7, ch9, model, measure, calculator, forgetting, selective, quantize):
+    for module in (check, core, ch1, ch2, ch3, ch4, ch5, ch6, ch7, ch8, ch9, model, measure, calculator, forgetting, selective, quantize):
         for attr, value in vars(module).items():
             if callable(value) or isinstance(value, dict):
                 watched[f"{module.__name__}.{attr}"] = (id(value), id(getattr(value, "__code__", None)))

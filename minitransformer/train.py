@@ -21,7 +21,14 @@ from .tokenizer import END, tokenizer
 
 
 def loss_on_batch(model, batch: dict):
-    """Cross-entropy of a model on a batch from data.encode (language-model or classification)."""
+    """Cross-entropy of a model on a batch from data.encode (language-model or classification).
+
+    A batch with a "replay" entry (see data.ReplaySampler) adds the language-model loss on that replayed
+    base-task data, read through the classifier's base model.
+    """
+    if "replay" in batch:
+        task_loss = loss_on_batch(model, {k: v for k, v in batch.items() if k != "replay"})
+        return task_loss + loss_on_batch(model.base if isinstance(model, Classifier) else model, batch["replay"])
     if "labels" in batch:
         if not isinstance(model, Classifier):
             raise TypeError("a classification batch needs a Classifier (a model with a task head)")

@@ -201,3 +201,15 @@ def test_chapter_9_references_pass_and_common_mistakes_are_named():
 
     assert "one scale for the whole tensor" in check.run("9.1", per_tensor).report()
     assert "the scales are missing" in check.run("9.3", lambda n, bits, group: n * bits / 8).report()
+
+
+def test_chapter_8_references_pass_and_common_mistakes_are_named():
+    from minitransformer.check.ch8 import pareto_front_reference, seed_summary_reference, tuned_lr_reference
+
+    for exercise, answer in (("8.1", tuned_lr_reference), ("8.2", seed_summary_reference), ("8.3", pareto_front_reference)):
+        result = check.run(exercise, answer)
+        assert result.passed and result.points == result.max_points, result.report()
+    best_single_run = lambda runs, m: max((r for r in runs if r["method"] == m), key=lambda r: r["accuracy"])["lr"]
+    assert "choose by the mean over seeds" in check.run("8.1", best_single_run).report()
+    higher_forgetting_wins = lambda points: pareto_front_reference({k: (a, -f) for k, (a, f) in points.items()})
+    assert "lower forgetting is better" in check.run("8.3", higher_forgetting_wins).report()

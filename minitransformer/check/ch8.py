@@ -1,0 +1,98 @@
+"""Checks for chapter 8's exercises: tuning a learning rate over seeds, summarising seeds, the Pareto front."""
+
+import numpy as np
+
+from .core import Part, call_learner, checker, register
+
+
+def tuned_lr_reference(runs: list[dict], method: str) -> float:
+    """The learning rate with the best *mean* accuracy over seeds for `method`."""
+    lrs = sorted({r["lr"] for r in runs if r["method"] == method})
+    mean = {lr: np.mean([r["accuracy"] for r in runs if r["method"] == method and r["lr"] == lr]) for lr in lrs}
+    return max(lrs, key=lambda lr: mean[lr])
+
+
+def seed_summary_reference(runs: list[dict], method: str, lr: float) -> dict:
+    """Mean and (population) standard deviation of accuracy and forgetting over the seeds of one setting."""
+    chosen = [r for r in runs if r["method"] == method and r["lr"] == lr]
+    accuracy = np.array([r["accuracy"] for r in chosen])
+    forgot = np.array([r["forgetting"] for r in chosen])
+    return {"accuracy": float(accuracy.mean()), "accuracy_std": float(accuracy.std()),
+            "forgetting": float(forgot.mean()), "forgetting_std": float(forgot.std())}
+
+
+def pareto_front_reference(points: dict) -> list[str]:
+    """Names whose (accuracy, forgetting) no other point beats on both (higher accuracy, lower forgetting)."""
+    front = []
+    for name, (accuracy, forgot) in points.items():
+        dominated = any(a >= accuracy and f <= forgot and (a, f) != (accuracy, forgot) for a, f in points.values())
+        if not dominated:
+            front.append(name)
+    return front
+
+
+def _runs():
+    rows = []
+    for method, table in {"A": {0.1: [0.9, 0.5, 0.6], 0.3: [0.7, 0.72, 0.74]},
+                          "B": {0.01: [0.8, 0.8, 0.8], 0.03: [0.82, 0.6, 0.9]}}.items():
+        for lr, accuracies in table.items():
+            for seed, accuracy in enumerate(accuracies):
+                rows.append({"method": method, "lr": lr, "seed": seed, "accuracy": accuracy, "forgetting": 0.1 * (seed + 1)})
+    return rows
+
+
+@register("8.1", "tuning the learning rate over seeds", 2, tuned_lr_reference, "minitransformer.check.ch8.tuned_lr_reference")
+def _check_tuned(fn):
+    runs = _runs()
+    for method in ("A", "B"):
+        got = call_learner(fn, runs, method)
+        want = tuned_lr_reference(runs, method)
+        message = f"for method {method} you chose {got!r}, expected {want}"
+        best_single = max((r for r in runs if r["method"] == method), key=lambda r: r["accuracy"])["lr"]
+        if got == best_single and got != want:
+            message += ": that lr had the single best run; choose by the mean over seeds, which luck moves less"
+        elif isinstance(got, float) and 0.5 < got <= 1:
+            message += ": that looks like an accuracy; return the learning rate"
+        yield Part(f"picks the best mean learning rate for method {method}", got == want, message)
+
+
+@register("8.2", "summarising seeds", 2, seed_summary_reference, "minitransformer.check.ch8.seed_summary_reference")
+def _check_summary(fn):
+    runs = _runs()
+    for method, lr in (("A", 0.1), ("B", 0.03)):
+        got = call_learner(fn, runs, method, lr)
+        want = seed_summary_reference(runs, method, lr)
+        if not isinstance(got, dict) or set(got) != set(want):
+            yield Part(f"correct for {method} at lr {lr}", False, f"return a dict with keys {sorted(want)}; got {got!r}")
+            continue
+        bad = [k for k in want if abs(got[k] - want[k]) > 1e-9]
+        message = f"{bad[0]}: you said {got[bad[0]]:.4f}, expected {want[bad[0]]:.4f}" if bad else ""
+        if bad and bad[0].endswith("_std"):
+            values = np.array([r[bad[0][:-4]] for r in runs if r["method"] == method and r["lr"] == lr])
+            if abs(got[bad[0]] - values.std(ddof=1)) < 1e-9:
+                message += " — use the population standard deviation (numpy's default, ddof=0)"
+        yield Part(f"correct for {method} at lr {lr}", not bad, message)
+
+
+@register("8.3", "the learning-vs-forgetting Pareto front", 3, pareto_front_reference,
+          "minitransformer.check.ch8.pareto_front_reference")
+def _check_pareto(fn):
+    cases = [
+        ("a clear winner", {"a": (0.9, 0.1), "b": (0.8, 0.2), "c": (0.7, 0.5)}),
+        ("a trade-off", {"a": (0.95, 0.9), "b": (0.85, 0.3), "c": (0.8, 0.4), "d": (0.7, 0.0)}),
+        ("ties", {"a": (0.9, 0.2), "b": (0.9, 0.2), "c": (0.9, 0.3)}),
+    ]
+    for label, points in cases:
+        got = call_learner(fn, dict(points))
+        want = pareto_front_reference(points)
+        message = f"you returned {got!r}, expected {want}"
+        reversed_front = pareto_front_reference({k: (a, -f) for k, (a, f) in points.items()})
+        if isinstance(got, list) and sorted(got) == sorted(reversed_front) and sorted(got) != sorted(want):
+            message += ": lower forgetting is better — a point is beaten by one with more accuracy and less forgetting"
+        ok = isinstance(got, list) and sorted(got) == sorted(want)
+        yield Part(f"correct for {label}", ok, message)
+
+
+tuned_lr = checker("8.1")
+seed_summary = checker("8.2")
+pareto_front = checker("8.3")
