@@ -15,7 +15,7 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: setup lab test pretrain notebooks check-notebooks clean
+.PHONY: setup lab test pretrain notebooks check-notebooks benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ pretrain: setup
 notebooks: setup
 	$(BIN)/python -m minitransformer.notebooks execute $(NOTEBOOKS)
 	$(BIN)/python -m minitransformer.notebooks generate
+
+# The course's own benchmarks (a few minutes; not part of `make test`): writes benchmarks/results.json.
+benchmark: setup
+	$(BIN)/python benchmarks/run.py
 
 check-notebooks: setup
 	$(BIN)/python -m minitransformer.notebooks check
