@@ -57,6 +57,11 @@ def test_a_good_submission_runs_and_gets_full_marks(tmp_path):
     assert result.run == "ok" and points(result) == FULL_CH1 and result.reasons == []
 
 
+def test_the_full_chapter_solution_runs_ok_including_its_cell_meant_to_raise():
+    result = grade(SOLUTIONS / "01_mini_transformer.ipynb", 1, timeout=300)
+    assert result.run == "ok" and points(result) == FULL_CH1
+
+
 def test_a_notebook_that_loops_forever_times_out_but_its_exercises_still_count(tmp_path):
     nb = mini_solution(extra_cells=[(-1, "while True:\n    pass")])
     result = grade(write(nb, tmp_path / "loop.ipynb"), 1, timeout=25)
