@@ -189,9 +189,9 @@ def _clean_env(home: str) -> dict:
 
 # --- step 2: grade the definitions, in a fresh process --------------------------------------------------
 
-def grade_definitions(chapter: int, cells: list[str], exercise_timeout: float, extra_tests: Path | None) -> dict:
+def grade_definitions(chapter: int, cells: list[str], exercise_timeout: float, extra_tests: Path | None,
+                      exercises: list[Exercise], context: list[str]) -> dict:
     """Grade every exercise of `chapter` from the submission's definitions, in a fresh worker process."""
-    exercises, context = exercises_of(chapter)
     job = {
         "chapter": chapter,
         "context": context,
@@ -384,7 +384,7 @@ def _wait_for(pid: int, read_end: int, timeout: float):
 def grade(path: Path, chapter: int, timeout: float = 300, exercise_timeout: float = 60, execute: bool = True,
           extra_tests: Path | None = None) -> Result:
     result = Result(str(path))
-    exercises, _ = exercises_of(chapter)
+    exercises, context = exercises_of(chapter)
     zero = {e.id: 0 for e in exercises}
     try:
         nb = json.loads(Path(path).read_text(errors="replace"))
@@ -401,7 +401,7 @@ def grade(path: Path, chapter: int, timeout: float = 300, exercise_timeout: floa
         return result
     if execute:
         result.run = run_notebook(Path(path), timeout)
-    graded = grade_definitions(chapter, cells, exercise_timeout, extra_tests)
+    graded = grade_definitions(chapter, cells, exercise_timeout, extra_tests, exercises, context)
     for exercise in exercises:
         outcome = graded.get(exercise.id, {"points": 0, "reason": "not graded"})
         result.points[exercise.id] = outcome["points"]

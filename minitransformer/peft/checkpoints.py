@@ -156,8 +156,7 @@ def _apply(model, config: dict, tensors: dict, name: str) -> None:
     for info in config["layers"]:
         LAYER_KINDS[info["kind"]].attach(lm, info["layer"], name, info["settings"])
     live = dict(_adapter_tensors(lm, name))
-    params = dict(lm.named_parameters())
-    by_clean_name = {_clean(n): p for n, p in params.items()}
+    by_clean_name = {_clean(n): p for n, p in lm.named_parameters()}
     for key in config["trained_base_parameters"]:
         if key in by_clean_name:
             live[BASE_PREFIX + key] = by_clean_name[key]

@@ -211,7 +211,7 @@ def describe(model: nn.Module) -> str:
     return "\n".join(lines) if lines else "no adapters"
 
 
-def find_targets(model: nn.Module, targets, candidates: dict[str, nn.Module], what: str) -> list[str]:
+def find_targets(targets, candidates: dict[str, nn.Module], what: str) -> list[str]:
     """Resolve `targets` to module names among `candidates` (name -> module).
 
     A str is a regular expression that must match a whole name; a list or tuple holds exact names or

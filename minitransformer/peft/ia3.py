@@ -48,7 +48,7 @@ def add_ia3(model: nn.Module, name: str = "default", targets=DEFAULT_TARGETS) ->
     """Add IA3 scaling vectors `name` to the targets (default: keys, values, MLP activations)."""
     prepare(model)
     candidates = ia3_candidates(model)
-    found = find_targets(model, targets, {n: m for n, (m, _) in candidates.items()}, "layer IA3 can scale")
+    found = find_targets(targets, {n: m for n, (m, _) in candidates.items()}, "layer IA3 can scale")
     for layer_name in found:
         layer, features = candidates[layer_name]
         if not isinstance(layer, IA3Layer):

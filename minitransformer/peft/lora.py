@@ -122,7 +122,7 @@ def add_lora(model: nn.Module, name: str = "default", targets=("q_proj", "v_proj
     candidates = linear_layers(model)
     if targets == "all-linear":
         targets = [n for n in candidates if n.split(".")[-1] not in ("lm_head", "head")]
-    found = find_targets(model, targets, candidates, "linear layer")
+    found = find_targets(targets, candidates, "linear layer")
     for layer_name in found:
         layer = candidates[layer_name]
         if not isinstance(layer, LoRALinear):
@@ -157,6 +157,7 @@ def merge_lora(model: nn.Module, name: str | None = None) -> None:
     """Fold LoRA adapter `name` (default: every active one) into the base weights."""
     for adapter in _names_to_merge(model, name):
         layers = lora_layers(model, adapter)
+        # Check every layer before merging any, so an error never leaves the model half merged.
         already = [n for n, l in layers if adapter in l.merged]
         if already:
             raise ValueError(f"LoRA adapter {adapter!r} is already merged (in {already[0]}); merging twice would add its change twice")
@@ -183,13 +184,9 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
         if isinstance(layer.base, QuantizedLinear):
             raise ValueError(f"{layer_name} has a quantized base weight: merging would have to quantize the sum "
                              "again; keep the adapter unmerged (as QLoRA does)")
-        with torch.no_grad():
-            weight = layer.base.weight.detach().clone() if layer.original_weight is None else layer.original_weight.clone()
-            for adapter in layer.active:
-                weight += layer.delta_weight(adapter)
-        plain = nn.Linear(layer.base.in_features, layer.base.out_features, bias=layer.base.bias is not None)
-        plain.load_state_dict({"weight": weight, **({"bias": layer.base.bias.detach()} if layer.base.bias is not None else {})})
-        plain.requires_grad_(False)
-        replace_module(model, layer_name, plain)
+        for adapter in layer.active:  # merged adapters are always active (can_deactivate guards it)
+            if adapter not in layer.merged:
+                layer.merge(adapter)
+        replace_module(model, layer_name, layer.base)  # the base Linear now holds W + the changes
     language_model(model)._base_fingerprint = None  # the merged model is a new base
     return model
