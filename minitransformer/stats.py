@@ -1,0 +1,105 @@
+"""Seed statistics in one place: the mean with a Student-t confidence interval, and overlap of intervals.
+
+No scipy: the t quantile is found numerically from the t distribution's CDF (regularized incomplete beta,
+evaluated with a continued fraction), exact to far more digits than any seed study needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction for the regularized incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for numerator in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+                          -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, dof: float) -> float:
+    """P(T <= t) for Student's t with `dof` degrees of freedom."""
+    if dof <= 0:
+        raise ValueError(f"dof must be positive, got {dof}")
+    tail = 0.5 * _incomplete_beta(dof / 2.0, 0.5, dof / (dof + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, dof: float) -> float:
+    """The t value with P(T <= t) = p (bisection on t_cdf)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be strictly between 0 and 1, got {p}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, dof)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, dof) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, dof) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return 0.5 * (lo + hi)
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of `values` and its two-sided Student-t interval (n - 1 degrees of freedom).
+
+    One value gives a zero-width interval at the value itself (nothing is known about the spread);
+    the caller who needs an interval must supply at least two seeds.
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_ci needs at least one value, got an empty sequence")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
+    if any(math.isnan(v) for v in values):
+        raise ValueError(f"mean_ci got a NaN among its values: {values}")
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return mean, mean, mean
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t_quantile(0.5 + level / 2.0, n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def intervals_overlap(a, b) -> bool:
+    """Whether two intervals overlap. Each is (low, high) or (mean, low, high) as mean_ci returns."""
+    def bounds(interval):
+        interval = tuple(interval)
+        if len(interval) not in (2, 3):
+            raise ValueError(f"an interval is (low, high) or (mean, low, high), got {interval}")
+        low, high = interval[-2], interval[-1]
+        if low > high:
+            raise ValueError(f"interval low {low} is above high {high}")
+        return low, high
+
+    (a_low, a_high), (b_low, b_high) = bounds(a), bounds(b)
+    return a_low <= b_high and b_low <= a_high
