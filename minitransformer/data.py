@@ -62,14 +62,25 @@ def _shift(s: str) -> str:
 
 
 def _make_is_sorted(rng: random.Random) -> Example:
-    # Balanced classes: half the strings are sorted on purpose; random strings almost never are.
+    # Balanced classes: half the strings are sorted. Of the unsorted half, half are random strings and half are
+    # "hard negatives": a sorted string with one adjacent pair of different digits swapped. Random strings are
+    # almost always unsorted near their end, so without hard negatives a rule that reads only the last few
+    # digits scores about 0.9; a swap can sit anywhere, so the task needs the whole string.
     label = rng.randint(0, 1)
-    while True:
+    hard = not label and rng.random() < 0.5
+    for _ in range(1000):
         s = _random_string(rng, DIGITS)
-        if label:
+        if label or hard:
             s = "".join(sorted(s))
+        if hard:
+            swaps = [i for i in range(len(s) - 1) if s[i] != s[i + 1]]
+            if not swaps:
+                continue
+            i = rng.choice(swaps)
+            s = s[:i] + s[i + 1] + s[i] + s[i + 2:]
         if (list(s) == sorted(s)) == bool(label):
             return Example("is_sorted", "?" + s + SEP, label=label)
+    raise RuntimeError("could not generate an is_sorted example in 1,000 tries")  # cannot happen for lengths >= 3
 
 
 def _make_is_palindrome(rng: random.Random) -> Example:

@@ -12,6 +12,7 @@ reference implementation instead, so the rest of the notebook still runs.
 """
 
 from .core import EXERCISES, RESULTS, CheckResult, Part, StubError, check, run
+from .practice import prediction, quiz
 from .ch1 import block, causal_attention, parameter_count
 from .ch2 import activation_bytes, gpt2_parameters, training_bytes
 from .ch3 import early_stopping, forgetting_score, separator_positions
