@@ -17,7 +17,7 @@ from .adapters import AdapterLayer, BottleneckAdapter, add_adapters
 from .checkpoints import base_fingerprint, load_adapter, read_adapter_config, save_adapter
 from .core import (PeftLayer, active_adapters, adapter_names, delete_adapter, describe, disable_adapters,
                    peft_layers, set_active)
-from .ia3 import IA3Layer, add_ia3
+from .ia3 import IA3Layer, add_ia3, merge_ia3, unmerge_ia3
 from .lora import LoRALinear, add_lora, merge_and_unload, merge_lora, unmerge_lora
 from .prefix import PrefixKV, add_prefix
 from .prompt import SoftPrompt, add_prompt
