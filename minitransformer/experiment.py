@@ -279,6 +279,33 @@ def recheck(results: dict, n: int = 3) -> list[dict]:
     return report
 
 
+def card_rows(results: dict, up_to_chapter: int, batch: dict | None = None) -> list[dict]:
+    """Rows for `plotting.cost_card`: every tuned method of a study introduced up to `up_to_chapter`.
+
+    Accuracy and forgetting (per seed, test set, at the chosen rate) come from the study's results; parameter
+    counts and training-step memory are measured live on `batch` (64 examples of the study's task by default).
+    """
+    from .data import encode, make_examples
+    from .measure import method_profile
+    from .model import Classifier
+
+    study = _study(results["study"])
+    batch = batch if batch is not None else encode(make_examples(results["task"], 64, seed=0))
+    rows = []
+    for name, entry in results["methods"].items():
+        if entry["chapter"] > up_to_chapter or "test" not in entry:
+            continue
+        model = Classifier(load_base(entry["n_layer"]))
+        if study.methods[name].prepare is not None:
+            study.methods[name].prepare(model)
+        profile = method_profile(model, batch)
+        rows.append({"method": name, "chapter": entry["chapter"], "trainable": profile["trainable"],
+                     "total": profile["total"], "memory": profile["memory"],
+                     "accuracy": entry["test"]["test_accuracy"], "forgetting_em": entry["test"]["forgetting_em"],
+                     "forgetting_loss": entry["test"]["forgetting_loss"]})
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Run a study of the measurement protocol; write its results file.")
     parser.add_argument("study", help="a module in minitransformer/studies/, e.g. showdown")
