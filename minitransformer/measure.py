@@ -134,6 +134,21 @@ def training_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **
     return MemoryReport(weights, gradients, states, meter.bytes)
 
 
+def method_profile(model, batch: dict, optimizer_cls=torch.optim.AdamW, **optimizer_kwargs) -> dict:
+    """What a method costs, for a model already prepared with it (frozen, adapters added, ...).
+
+    {"trainable": int, "total": int, "percent": float,
+     "memory": {"weights", "gradients", "optimizer", "activations"} in bytes for one training step on `batch`}.
+    The memory comes from training_step_memory, measured on a copy: `model` is untouched. The result is
+    the cost part of a plotting.cost_card row.
+    """
+    counts = count_parameters(model)
+    report = training_step_memory(model, batch, optimizer_cls, **optimizer_kwargs)
+    memory = report.as_dict()
+    memory.pop("total")
+    return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"], "memory": memory}
+
+
 def file_bytes(path) -> int:
     path = Path(path)
     if not path.exists():

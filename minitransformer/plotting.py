@@ -1,9 +1,28 @@
-"""Plotting helpers for the figures that recur across chapters (matplotlib, PNG in notebooks)."""
+"""Plotting helpers for the figures that recur across chapters (matplotlib, PNG in notebooks).
+
+Rules every course figure follows (the helpers here apply them; new figures should call them):
+- Every series has its own colour AND marker: `series_style(i)` for up to 16 series, `method_style(name)` for
+  a PEFT method, the same in every chapter. The default colour cycle is the same 16 colours.
+- A title, and every axis labelled with its unit ("bytes (MB)", "nats per answer token", "fraction").
+- Scale: linear where growth is linear or the values span less than two decades; log where they span two
+  decades or more. The caller decides; `axis_scale(values)` states the rule in code.
+- Legends never cover data: `legend_outside(ax)` puts them below the axes.
+- Tick labels never overlap: `tidy_ticks(ax)` rotates x labels that would collide.
+- A mean is drawn with its 95% Student-t interval and the individual seeds as dots: `plot_means`.
+- Heat maps have a colour bar (`plot_attention`).
+"""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from cycler import cycler
+
+from .costcard import MEMORY_PARTS, cost_card  # noqa: F401
+from .style import (MARKERS, METHOD_STYLES, PALETTE, axis_scale, legend_outside, method_style,  # noqa: F401
+                    draw_mean, plot_means, series_style, styles_for, tidy_ticks)
+
+plt.rcParams["axes.prop_cycle"] = cycler(color=PALETTE)
 
 
 def new_axes(ax=None, figsize=(6, 3.5)):
@@ -39,8 +58,9 @@ def plot_loss(steps, losses, ax=None, label=None, window: int = 25, title="Train
     return ax
 
 
-def plot_attention(weights, tokens, ax=None, title="Attention weights"):
-    """A heat map of one head's attention: row = query position, column = key position."""
+def plot_attention(weights, tokens, ax=None, title="Attention weights", colorbar=True):
+    """A heat map of one head's attention: row = query position, column = key position, with a colour bar
+    (weights run from 0 to 1 on every map, so one bar can serve a grid: pass colorbar=False and add it once)."""
     ax = new_axes(ax, figsize=(4, 4))
     image = ax.imshow(np.asarray(weights), cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(tokens)), list(tokens))
@@ -48,6 +68,8 @@ def plot_attention(weights, tokens, ax=None, title="Attention weights"):
     ax.set_xlabel("key (attended-to character)")
     ax.set_ylabel("query (current character)")
     ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention weight (0 to 1)")
     return ax, image
 
 

@@ -68,3 +68,19 @@ def test_human_bytes():
     assert human_bytes(512) == "512 B"
     assert human_bytes(426_496) == "426.5 KB"
     assert human_bytes(7e9 * 16) == "112.0 GB"
+
+
+def test_method_profile_is_counts_plus_training_step_memory():
+    from minitransformer import peft
+    from minitransformer.measure import method_profile
+    model = MiniTransformer()
+    peft.add_lora(model, r=2, alpha=8)
+    batch = TaskSampler("copy", 8, seed=0)()
+    profile = method_profile(model, batch)
+    counts = count_parameters(model)
+    assert (profile["trainable"], profile["total"]) == (counts["trainable"], counts["total"])
+    assert profile["percent"] == counts["percent"] < 10
+    memory = training_step_memory(model, batch)
+    assert profile["memory"] == {"weights": memory.weights, "gradients": memory.gradients,
+                                 "optimizer": memory.optimizer, "activations": memory.activations}
+    assert profile["memory"]["gradients"] == 4 * counts["trainable"]
