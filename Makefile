@@ -25,7 +25,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The course's JupyterLab settings (no news or update pop-ups over chapter 1), installed into the venv's own
+# settings folder, never the user's home.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+
 lab: setup
+	mkdir -p $(LAB_SETTINGS) && cp minitransformer/lab/overrides.json $(LAB_SETTINGS)/overrides.json
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) $(LAB_ARGS) chapters/01_mini_transformer.ipynb
 
 test: setup

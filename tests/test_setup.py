@@ -96,6 +96,10 @@ def test_make_lab_serves_the_chapter_notebooks(tmp_path):
         assert status == 200 and "JupyterLab" in page
         status, body = get(f"{base}/api/contents/chapters/{listed[0]}?token={token}")
         assert json.loads(body)["type"] == "notebook"
+        # The first screen is the course: no "get notified about Jupyter news?" pop-up, no update check.
+        status, body = get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}")
+        composite = json.loads(body)["composite"]
+        assert composite["fetchNews"] == "false" and composite["checkForUpdates"] is False, composite
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
