@@ -98,8 +98,8 @@ def test_make_lab_serves_the_chapter_notebooks(tmp_path):
         assert json.loads(body)["type"] == "notebook"
         # The first screen is the course: no "get notified about Jupyter news?" pop-up, no update check.
         status, body = get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}")
-        composite = json.loads(body)["composite"]
-        assert composite["fetchNews"] == "false" and composite["checkForUpdates"] is False, composite
+        defaults = {k: v.get("default") for k, v in json.loads(body)["schema"]["properties"].items()}
+        assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False, defaults
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
