@@ -149,6 +149,84 @@ def method_profile(model, batch: dict, optimizer_cls=torch.optim.AdamW, **optimi
     return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"], "memory": memory}
 
 
+def _allocations(prof) -> list[tuple[int, int, int, int]]:
+    """(time ns, bytes (+ allocated, - freed), allocator's total live bytes, address) of every allocator
+    event the profiler recorded, in time order."""
+    from torch._C._profiler import _EventType
+
+    events, marks = [], {}
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        if event.tag == _EventType.Allocation:
+            f = event.extra_fields
+            events.append((event.start_time_ns, f.alloc_size, f.total_allocated, f.ptr))
+        elif event.name.startswith("step:"):
+            marks[event.name] = (event.start_time_ns, event.end_time_ns)
+        stack.extend(event.children)
+    return sorted(events), marks
+
+
+def observed_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **optimizer_kwargs) -> dict:
+    """One training step on a copy of `model`, watched by an independent observer: the PyTorch profiler's
+    record of every CPU allocation and free (profile_memory=True), next to the activation meter.
+
+    Bytes are live bytes allocated during the step (the weights and the batch existed before it):
+      "meter_activations":      what the ActivationMeter counts (tensors kept for the backward pass);
+      "saved_preexisting":      the part of those that existed before the step (the batch's ids and targets);
+      "live_after_forward":     the allocator's live bytes at the end of the forward pass;
+      "peak_forward":           the highest live bytes during the forward pass (temporaries included);
+      "peak_backward":          the highest live bytes during the backward pass (activation gradients too);
+      "live_after_backward":    live bytes once backward has freed the activations (the gradients, the loss);
+      "optimizer_allocated":    live bytes the optimizer step added (its state tensors);
+      "gradients", "optimizer": training_step_memory's accounting of the same step, for comparison.
+    """
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    model = copy.deepcopy(model)
+    model.train()
+    params = trainable_parameters(model)
+    if not params:
+        raise ValueError("the model has no trainable parameters (every requires_grad is False)")
+    optimizer = optimizer_cls(params, **optimizer_kwargs)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with record_function("step:forward"), ActivationMeter(model) as meter:
+            loss = loss_on_batch(model, batch)
+        with record_function("step:backward"):
+            loss.backward()
+        with record_function("step:optimizer"):
+            optimizer.step()
+    events, marks = _allocations(prof)
+    if not events or set(marks) != {"step:forward", "step:backward", "step:optimizer"}:
+        raise RuntimeError("the profiler recorded no allocations; this PyTorch build cannot observe memory")
+    base = events[0][2] - events[0][1]  # live bytes (since profiling began) before the first event
+
+    def live_at(t):  # live bytes just after time t
+        before = [e[2] for e in events if e[0] <= t]
+        return (before[-1] if before else events[0][2] - events[0][1]) - base
+
+    def peak(phase):
+        start, end = marks[phase]
+        inside = [e[2] for e in events if start <= e[0] <= end]
+        return max([live_at(start)] + inside) - base if inside else live_at(start)
+
+    allocated_in_step = {e[3] for e in events if e[1] > 0}
+    preexisting = sum(size for ptr, size in meter.storages.items() if ptr not in allocated_in_step)
+    gradients = sum(tensor_bytes(p.grad) for p in params if p.grad is not None)
+    states = sum(tensor_bytes(v) for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v))
+    return {
+        "meter_activations": meter.bytes,
+        "saved_preexisting": preexisting,
+        "live_after_forward": live_at(marks["step:forward"][1]),
+        "peak_forward": peak("step:forward"),
+        "peak_backward": peak("step:backward"),
+        "live_after_backward": live_at(marks["step:backward"][1]),
+        "optimizer_allocated": live_at(marks["step:optimizer"][1]) - live_at(marks["step:backward"][1]),
+        "gradients": gradients,
+        "optimizer": states,
+    }
+
+
 def file_bytes(path) -> int:
     path = Path(path)
     if not path.exists():

@@ -84,3 +84,18 @@ def test_method_profile_is_counts_plus_training_step_memory():
     assert profile["memory"] == {"weights": memory.weights, "gradients": memory.gradients,
                                  "optimizer": memory.optimizer, "activations": memory.activations}
     assert profile["memory"]["gradients"] == 4 * counts["trainable"]
+
+
+def test_the_profiler_sees_what_the_meter_counts():
+    from minitransformer.measure import observed_step_memory
+    model = MiniTransformer()
+    batch = TaskSampler("reverse", 16, seed=0)()
+    seen = observed_step_memory(model, batch, lr=1e-3)
+    kept = seen["meter_activations"] - seen["saved_preexisting"]
+    assert 0 < seen["saved_preexisting"] < 0.01 * seen["meter_activations"]  # the batch's ids and targets
+    assert abs(seen["live_after_forward"] - kept) < 0.01 * kept
+    assert seen["peak_forward"] >= seen["live_after_forward"]
+    assert seen["peak_backward"] > seen["live_after_forward"]  # activation gradients on top
+    assert seen["gradients"] <= seen["live_after_backward"] < seen["gradients"] + 1024
+    assert seen["optimizer_allocated"] == seen["optimizer"]
+    assert all(p.grad is None for p in model.parameters())
