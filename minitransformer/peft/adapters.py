@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .core import WrapperLayer, finish_add, language_model, prepare, replace_module
+from ..validation import check_choice, check_int
+from .core import WrapperLayer, check_new_adapter, finish_add, prepare, transactional
 
 PLACEMENTS = {
     "houlsby": ("attn.out_proj", "mlp.fc_out"),  # after attention and after the MLP
@@ -65,35 +66,28 @@ class AdapterLayer(WrapperLayer):
         return h
 
 
+@transactional
 def add_adapters(model: nn.Module, name: str = "default", placement: str = "houlsby", bottleneck: int | None = None,
                  reduction_factor: int = 16, activation: str = "relu", init: str = "zeros") -> list[str]:
     """Add bottleneck adapter `name` to every block; return the names of the wrapped layers.
 
     The bottleneck width is `bottleneck`, or d_model // reduction_factor when it is not given.
     """
-    if placement not in PLACEMENTS:
-        raise ValueError(f"placement must be one of {sorted(PLACEMENTS)}, got {placement!r}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
-    lm = prepare(model)
+    lm = check_new_adapter(model, name)
+    check_choice("placement", placement, sorted(PLACEMENTS))
+    check_choice("activation", activation, sorted(ACTIVATIONS))
+    check_choice("init", init, INITS)
     d_model = lm.config.d_model
     if bottleneck is None:
-        if not isinstance(reduction_factor, int) or not 1 <= reduction_factor <= d_model:
-            raise ValueError(f"reduction_factor must be an int in 1..{d_model}, got {reduction_factor!r}")
-        bottleneck = d_model // reduction_factor
-    if not isinstance(bottleneck, int) or isinstance(bottleneck, bool) or bottleneck < 1:
-        raise ValueError(f"bottleneck must be a positive int, got {bottleneck!r}")
+        bottleneck = d_model // check_int("reduction_factor", reduction_factor, 1, d_model)
+    check_int("bottleneck", bottleneck, 1)
+    prepare(model)
     prefix = "base." if lm is not model else ""
     wrapped = []
     for i in range(len(lm.blocks)):
         for site in PLACEMENTS[placement]:
             layer_name = f"{prefix}blocks.{i}.{site}"
-            layer = model.get_submodule(layer_name)
-            if not isinstance(layer, AdapterLayer):
-                layer = AdapterLayer(layer, d_model)
-                replace_module(model, layer_name, layer)
+            layer = AdapterLayer.at_site(model, layer_name, lambda module: AdapterLayer(module, d_model))
             layer.add(name, bottleneck=bottleneck, activation=activation, init=init)
             wrapped.append(layer_name)
     finish_add(model, name)

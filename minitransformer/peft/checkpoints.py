@@ -25,9 +25,11 @@ from safetensors.torch import load_file, save_file
 
 from ..checkpoint import sha256_of, verify_sha256
 from ..model import Classifier
+from ..validation import check_bool
 from .adapters import AdapterLayer
-from .core import (TASK_HEAD, PeftLayer, adapter_kind, adapter_names, language_model, peft_layers, prepare,
-                   set_active)
+from .core import (TASK_HEAD, PeftLayer, WrapperLayer, _adapter_parameter_ids, adapter_kind, adapter_names,
+                   base_fingerprint, base_state, check_new_adapter, clean_name, language_model, peft_layers, prepare,
+                   set_active, transactional)
 from .ia3 import IA3Layer
 from .lora import LoRALinear
 from .prefix import PrefixKV
@@ -42,33 +44,14 @@ LAYER_KINDS: dict[str, type[PeftLayer]] = {
 BASE_PREFIX = "base_weights."  # trained parameters of the base model itself
 
 
-def _clean(name: str) -> str:
-    """A base parameter's name as in the unwrapped model ("q_proj.base.weight" -> "q_proj.weight")."""
-    while ".base." in name:
-        name = name.replace(".base.", ".")
-    return name
+_clean = clean_name
+SIGNED = ("name", "method", "layers", "trained_base_parameters", "head", "base_config", "base_fingerprint", "tensors")
+REQUIRED = SIGNED + ("format", "sha256")
 
 
-def _adapter_parameter_ids(lm) -> set[int]:
-    return {id(p) for _, layer in peft_layers(lm) for n in layer.adapter_names() for p in layer.adapter_parameters(n)}
-
-
-def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The base language model's own weights, by their unwrapped names, as they were before any merge."""
-    lm = language_model(model)
-    adapters = _adapter_parameter_ids(lm)
-    originals = {f"{n}.base.weight": l.original_weight for n, l in peft_layers(lm)
-                 if isinstance(l, LoRALinear) and l.merged}
-    return {_clean(name): originals.get(name, p).detach()
-            for name, p in lm.named_parameters() if id(p) not in adapters}
-
-
-def base_fingerprint(model: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(base_state(model).items()):
-        digest.update(f"{name}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+def settings_digest(config: dict) -> str:
+    """A digest of what a saved adapter's config says about its tensors, so a hand-edited config is caught."""
+    return hashlib.sha256(json.dumps({k: config.get(k) for k in SIGNED}, sort_keys=True).encode()).hexdigest()
 
 
 def _adapter_tensors(lm, name: str) -> dict[str, torch.Tensor]:
@@ -80,10 +63,10 @@ def _adapter_tensors(lm, name: str) -> dict[str, torch.Tensor]:
         for attr in layer.adapter_dicts:
             entry = getattr(layer, attr)[name]
             if isinstance(entry, nn.Parameter):
-                tensors[f"{layer_name}.{attr}"] = entry
+                tensors[f"{clean_name(layer_name)}.{attr}"] = entry
             else:
                 for key, value in entry.named_parameters():
-                    tensors[f"{layer_name}.{attr}.{key}"] = value
+                    tensors[f"{clean_name(layer_name)}.{attr}.{key}"] = value
     return tensors
 
 
@@ -95,6 +78,10 @@ def _trained_base_parameters(lm) -> dict[str, torch.Tensor]:
 def save_adapter(model: nn.Module, path, name: str | None = None) -> Path:
     """Save adapter `name` (default: the only one) plus trained base parameters and task head to folder `path`."""
     lm = language_model(model)
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise TypeError(f"path must be a folder path (str or pathlib.Path), got {path!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be an adapter name (a str) or None, got {name!r}")
     names = adapter_names(model)
     if name is None:
         if len(names) > 1:
@@ -108,7 +95,10 @@ def save_adapter(model: nn.Module, path, name: str | None = None) -> Path:
             if name in layer.adapter_names():
                 if name in getattr(layer, "merged", []):
                     raise ValueError(f"adapter {name!r} is merged into {layer_name}; unmerge it before saving")
-                layers.append({"layer": layer_name, "kind": layer.kind, "settings": layer.settings[name]})
+                entry = {"layer": clean_name(layer_name), "kind": layer.kind, "settings": layer.settings[name]}
+                if isinstance(layer, WrapperLayer):  # the wrappers it had inside it, to rebuild the same nesting
+                    entry["inside"] = layer.inside_kinds()
+                layers.append(entry)
     tensors = {**(_adapter_tensors(lm, name) if name else {}), **_trained_base_parameters(lm)}
     head = None
     if isinstance(model, Classifier):
@@ -117,6 +107,8 @@ def save_adapter(model: nn.Module, path, name: str | None = None) -> Path:
     if not tensors:
         raise ValueError("nothing to save: the model has no adapter and no trainable parameter")
     folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"path {str(folder)!r} is a file; save_adapter writes a folder")
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS_FILE
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(weights))
@@ -134,6 +126,7 @@ def save_adapter(model: nn.Module, path, name: str | None = None) -> Path:
         "sha256": sha256_of(weights),
         "bytes": weights.stat().st_size,
     }
+    config["settings_sha256"] = settings_digest(config)
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return weights
 
@@ -146,15 +139,31 @@ def read_adapter_config(path) -> dict:
         config = json.loads(file.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{file} is not valid JSON: {error}") from None
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a minitransformer adapter config (format {config.get('format')!r})")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise ValueError(f"{file} is not a minitransformer adapter config (format {found!r})")
+    missing = [k for k in REQUIRED if k not in config]
+    if missing:
+        raise ValueError(f"{file} lacks the entries {missing}; it was edited or not written by save_adapter")
+    if "settings_sha256" in config and config["settings_sha256"] != settings_digest(config):
+        settings = "; ".join(f"{l.get('layer')}: {l.get('settings')}" for l in config["layers"][:2])
+        raise ValueError(f"{file} was edited after saving: its settings ({settings}{'; ...' if len(config['layers']) > 2 else ''}) "
+                         "are not the ones the adapter was trained and saved with (r, alpha, layers, head and "
+                         "tensors are recorded in settings_sha256); loading it would not reproduce the trained "
+                         "model. Undo the edit, or save the adapter again with save_adapter")
     return config
 
 
 def _apply(model, config: dict, tensors: dict, name: str) -> None:
     lm = language_model(model)
     for info in config["layers"]:
-        LAYER_KINDS[info["kind"]].attach(lm, info["layer"], name, info["settings"])
+        if info["kind"] not in LAYER_KINDS:
+            raise ValueError(f"unknown adapter kind {info['kind']!r} in the config; known: {sorted(LAYER_KINDS)}")
+        try:
+            LAYER_KINDS[info["kind"]].attach(lm, clean_name(info["layer"]), name, info["settings"], info.get("inside"))
+        except (AttributeError, TypeError, KeyError) as error:
+            raise ValueError(f"the adapter's layer {info['layer']!r} ({info['kind']}) does not fit this model: "
+                             f"{error}") from None
     live = dict(_adapter_tensors(lm, name))
     by_clean_name = {_clean(n): p for n, p in lm.named_parameters()}
     for key in config["trained_base_parameters"]:
@@ -174,13 +183,20 @@ def _apply(model, config: dict, tensors: dict, name: str) -> None:
             value.copy_(tensors[key])
 
 
+@transactional
 def load_adapter(model: nn.Module, path, name: str | None = None, trainable: bool = False) -> str:
     """Load a saved adapter onto `model` (which must be the base it was trained on); return its name.
 
     The loaded adapter becomes the active one. trainable=False (the default) loads it for inference;
     pass trainable=True to keep training it.
     """
+    lm = language_model(model)
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a folder path (str or pathlib.Path), got {path!r}")
+    check_bool("trainable", trainable)
     folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no adapter folder at {str(folder)!r} (save_adapter writes a folder)")
     config = read_adapter_config(folder)
     weights = folder / WEIGHTS_FILE
     if not weights.exists():
@@ -190,7 +206,6 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
         tensors = load_file(str(weights))
     except SafetensorError as error:
         raise ValueError(f"{weights} is not a readable safetensors file: {error}") from None
-    lm = language_model(model)
     differences = {k: (v, config["base_config"].get(k)) for k, v in lm.config.to_dict().items()
                    if config["base_config"].get(k) != v and k != "fused_attention"}
     if differences:
@@ -212,9 +227,13 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
         if head["num_classes"] != model.head.out_features:
             raise ValueError(f"the adapter's task head has {head['num_classes']} classes, the model's has "
                              f"{model.head.out_features}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be an adapter name (a str) or None, got {name!r}")
     name = name or config["name"] or "selective"
-    if config["layers"] and name in adapter_names(model):
-        raise ValueError(f"the model already has an adapter named {name!r}; pass another name= or delete it")
+    if config["layers"]:
+        if name in adapter_names(model):
+            raise ValueError(f"the model already has an adapter named {name!r}; pass another name= or delete it")
+        check_new_adapter(model, name)
     _apply(copy.deepcopy(model), config, tensors, name)  # every check on a copy first
     prepare(model)
     _apply(model, config, tensors, name)

@@ -14,95 +14,26 @@ active one, and leaves only it (and a task head, if the model has one) trainable
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 
+import torch
 import torch.nn as nn
 
 from ..model import Classifier, MiniTransformer
+from ..validation import check_bool
+from .layers import (LINEAR_SITES, TASK_HEAD, PeftLayer, WrapperLayer, clean_name, find_targets, innermost,
+                     language_model, peft_layers, replace_module, transformer_sites, unwrap)
+from .transaction import transactional
 
-TASK_HEAD = "head"  # a Classifier's new head: always trainable, always saved with an adapter
-
-
-def language_model(model: nn.Module) -> MiniTransformer:
-    """The MiniTransformer inside `model` (the model itself, or a Classifier's base)."""
-    if isinstance(model, Classifier):
-        return model.base
-    if isinstance(model, MiniTransformer):
-        return model
-    raise TypeError(f"expected a MiniTransformer or a Classifier, got {type(model).__name__}")
-
-
-class PeftLayer(nn.Module):
-    """A layer holding named adapters of one kind. Subclasses keep their weights in ModuleDicts or
-    ParameterDicts keyed by adapter name and list them in `adapter_dicts`."""
-
-    kind = "peft"
-    adapter_dicts: tuple[str, ...] = ()
-
-    def __init__(self):
-        super().__init__()
-        self.active: list[str] = []
-        self.disabled = False
-        self.settings: dict[str, dict] = {}  # per adapter: its hyper-parameters
-
-    def adapter_names(self) -> list[str]:
-        return list(self.settings)
-
-    def active_names(self) -> list[str]:
-        return [] if self.disabled else list(self.active)
-
-    def register(self, name: str, **settings):
-        if name in self.settings:
-            raise ValueError(f"this layer already has an adapter named {name!r}; delete it first or pick another name")
-        self.settings[name] = settings
-
-    def delete(self, name: str):
-        for attr in self.adapter_dicts:
-            entries = getattr(self, attr)
-            if name in entries:
-                del entries[name]
-        self.settings.pop(name)
-        self.active = [n for n in self.active if n != name]
-
-    def adapter_parameters(self, name: str):
-        for attr in self.adapter_dicts:
-            entry = getattr(self, attr)[name]
-            if isinstance(entry, nn.Parameter):
-                yield entry
-            else:
-                yield from entry.parameters()
-
-    def can_deactivate(self, name: str):
-        """Raise if `name` cannot stop computing (LoRA: a merged adapter lives in the weight)."""
-
-
-class WrapperLayer(PeftLayer):
-    """A PeftLayer that wraps an existing module, kept untouched as `self.base`."""
-
-    def __init__(self, base: nn.Module):
-        super().__init__()
-        self.base = base
-
-    @classmethod
-    def wrap(cls, module: nn.Module, lm: MiniTransformer, layer_name: str) -> "WrapperLayer":
-        return cls(module)
-
-    @classmethod
-    def attach(cls, lm: MiniTransformer, layer_name: str, name: str, settings: dict) -> None:
-        """Re-create adapter `name` at `layer_name` (weights are filled in by the caller): for loading."""
-        module = lm.get_submodule(layer_name)
-        if not isinstance(module, cls):
-            module = cls.wrap(module, lm, layer_name)
-            replace_module(lm, layer_name, module)
-        module.add(name, **settings)
-
-
-def peft_layers(model: nn.Module) -> list[tuple[str, PeftLayer]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, PeftLayer)]
+__all__ = ["LINEAR_SITES", "TASK_HEAD", "PeftLayer", "WrapperLayer", "clean_name", "find_targets", "innermost",
+           "language_model", "peft_layers", "replace_module", "transformer_sites", "unwrap", "transactional",
+           "MiniTransformer"]
 
 
 def adapter_names(model: nn.Module) -> list[str]:
     names: list[str] = []
+    language_model(model)
     for _, layer in peft_layers(model):
         names += [n for n in layer.adapter_names() if n not in names]
     return names
@@ -117,18 +48,63 @@ def adapter_kind(model: nn.Module, name: str) -> str:
 
 def active_adapters(model: nn.Module) -> list[str]:
     names: list[str] = []
+    language_model(model)
     for _, layer in peft_layers(model):
         names += [n for n in layer.active if n not in names]
     return names
 
 
-def _check_names(model, names) -> list[str]:
-    names = [names] if isinstance(names, str) else list(names)
+def merged_adapters(model: nn.Module) -> list[str]:
+    names: list[str] = []
+    for _, layer in peft_layers(model):
+        names += [n for n in getattr(layer, "merged", []) if n not in names]
+    return names
+
+
+def _check_names(model, names, what: str = "names") -> list[str]:
     existing = adapter_names(model)
+    if isinstance(names, str):
+        names = [names]
+    elif not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{what} must be an adapter name or a list of them, got {names!r}; "
+                        f"the model has {existing or 'no adapters'}")
     unknown = [n for n in names if n not in existing]
     if unknown:
         raise ValueError(f"no adapter named {unknown[0]!r}; the model has {existing or 'no adapters'}")
-    return names
+    return list(dict.fromkeys(names))
+
+
+_RESERVED = set(dir(nn.ModuleDict())) | set(dir(nn.ParameterDict()))
+
+
+def check_new_adapter(model: nn.Module, name) -> MiniTransformer:
+    """Everything an add_* checks before it changes anything: the model, a new and valid name, no merged
+    adapter (a new adapter becomes the only active one, and a merged one cannot stop computing)."""
+    lm = language_model(model)
+    if not isinstance(name, str) or not name or "." in name:
+        raise ValueError(f"adapter name must be a non-empty str without '.', got {name!r}")
+    if name in _RESERVED:
+        raise ValueError(f"adapter name {name!r} is the name of a PyTorch attribute; pick another name")
+    if name in adapter_names(model):
+        raise ValueError(f"the model already has an adapter named {name!r} ({adapter_kind(model, name)}); names are "
+                         f"unique across the model and across kinds: pick another name or delete_adapter it first")
+    merged = merged_adapters(model)
+    if merged:
+        raise ValueError(f"adapter {merged[0]!r} is merged into the weights, and adding {name!r} would have to "
+                         f"deactivate it; unmerge it first (unmerge_lora / unmerge_ia3), or merge_and_unload to "
+                         f"make the merged model a new base, then add")
+    return lm
+
+
+def _check_activation(model, names) -> None:
+    for layer_name, layer in peft_layers(model):
+        for name in layer.active:
+            if name not in names:
+                layer.can_deactivate(name)
+    positions = {layer.settings[n]["positions"] for _, layer in peft_layers(model) if layer.kind == "prompt"
+                 for n in names if n in layer.settings}
+    if len(positions) > 1:
+        raise ValueError(f"the soft prompts in {names} disagree on positions ('keep' and 'shift'); activate one kind")
 
 
 def set_trainable(model: nn.Module, names) -> None:
@@ -144,13 +120,13 @@ def set_trainable(model: nn.Module, names) -> None:
                     p.requires_grad_(True)
 
 
+@transactional
 def set_active(model: nn.Module, names, trainable: bool = True) -> None:
     """Make exactly `names` (one name or a list) the active adapters; with trainable, only they train."""
+    language_model(model)
     names = _check_names(model, names)
-    for _, layer in peft_layers(model):
-        for name in layer.active:
-            if name not in names:
-                layer.can_deactivate(name)
+    check_bool("trainable", trainable)
+    _check_activation(model, names)
     for _, layer in peft_layers(model):
         layer.active = [n for n in names if n in layer.adapter_names()]
     if trainable:
@@ -160,6 +136,7 @@ def set_active(model: nn.Module, names, trainable: bool = True) -> None:
 @contextmanager
 def disable_adapters(model: nn.Module):
     """Inside this block the model computes exactly what the base model computes."""
+    language_model(model)
     layers = [layer for _, layer in peft_layers(model)]
     previous = [layer.disabled for layer in layers]
     for layer in layers:
@@ -171,19 +148,17 @@ def disable_adapters(model: nn.Module):
             layer.disabled = was
 
 
-def replace_module(model: nn.Module, name: str, new: nn.Module | None) -> None:
-    parent_name, _, attr = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attr, new)
-
-
+@transactional
 def delete_adapter(model: nn.Module, name: str) -> None:
     """Remove adapter `name` from every layer; a wrapper left empty gives its original module back."""
+    language_model(model)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be an adapter name (a str), got {name!r}")
     _check_names(model, name)
-    for layer_name, layer in reversed(peft_layers(model)):
-        if name not in layer.adapter_names():
-            continue
+    layers = [(n, l) for n, l in reversed(peft_layers(model)) if name in l.adapter_names()]
+    for _, layer in layers:  # check every layer before deleting from any
         layer.can_deactivate(name)
+    for layer_name, layer in layers:
         layer.delete(name)
         if not layer.adapter_names():
             replace_module(model, layer_name, layer.base if isinstance(layer, WrapperLayer) else None)
@@ -193,6 +168,7 @@ def describe(model: nn.Module) -> str:
     """A readable account of the adapters on a model: where, which kind, active, trainable."""
     from ..measure import parameter_summary
 
+    language_model(model)
     lines = []
     for name in adapter_names(model):
         layers = [(n, l) for n, l in peft_layers(model) if name in l.adapter_names()]
@@ -211,39 +187,30 @@ def describe(model: nn.Module) -> str:
     return "\n".join(lines) if lines else "no adapters"
 
 
-def find_targets(targets, candidates: dict[str, nn.Module], what: str) -> list[str]:
-    """Resolve `targets` to module names among `candidates` (name -> module).
+def _adapter_parameter_ids(lm) -> set[int]:
+    return {id(p) for _, layer in peft_layers(lm) for n in layer.adapter_names() for p in layer.adapter_parameters(n)}
 
-    A str is a regular expression that must match a whole name; a list or tuple holds exact names or
-    name suffixes ("q_proj" matches "blocks.0.attn.q_proj"). Matching nothing is an error that lists
-    what exists.
-    """
-    import re
 
-    if isinstance(targets, str):
-        try:
-            pattern = re.compile(targets)
-        except re.error as error:
-            raise ValueError(f"target pattern {targets!r} is not a valid regular expression: {error}") from None
-        found = [n for n in candidates if pattern.fullmatch(n)]
-        unmatched = [] if found else [targets]
-    else:
-        targets = list(targets)
-        if not targets or not all(isinstance(t, str) and t for t in targets):
-            raise ValueError(f"targets must be a regex string or a non-empty list of names, got {targets!r}")
-        found = [n for n in candidates if any(n == t or n.endswith("." + t) for t in targets)]
-        unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in candidates)]
-    if unmatched:
-        raise ValueError(
-            f"target {unmatched[0]!r} matches no {what}; the {what}s are: {', '.join(candidates)}"
-        )
-    return found
+def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The base language model's own weights, by their unwrapped names, as they were before any merge."""
+    lm = language_model(model)
+    adapters = _adapter_parameter_ids(lm)
+    originals = {f"{n}.base.weight": l.original_weight for n, l in peft_layers(lm)
+                 if getattr(l, "merged", None) and getattr(l, "original_weight", None) is not None}
+    return {clean_name(name): originals.get(name, p).detach()
+            for name, p in lm.named_parameters() if id(p) not in adapters}
+
+
+def base_fingerprint(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(base_state(model).items()):
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def prepare(model: nn.Module) -> MiniTransformer:
     """Record the base model's fingerprint before anything is trained (saving checks it later)."""
-    from .checkpoints import base_fingerprint
-
     lm = language_model(model)
     if getattr(lm, "_base_fingerprint", None) is None:
         lm._base_fingerprint = base_fingerprint(model)
@@ -253,28 +220,3 @@ def prepare(model: nn.Module) -> MiniTransformer:
 def finish_add(model: nn.Module, name: str) -> None:
     """Every add_* ends here: the new adapter becomes the only active one and the only trainable one."""
     set_active(model, name, trainable=True)
-
-
-LINEAR_SITES = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "mlp.fc_in", "mlp.fc_out")
-
-
-def transformer_sites(model: nn.Module, extra: tuple[str, ...] = ()) -> dict[str, tuple[nn.Module, int]]:
-    """The named places a method can attach to, with the width of their output.
-
-    Per block: the four attention projections, the MLP's two linear layers (and whatever `extra` names,
-    e.g. "mlp.act"); then the LM head and a Classifier's task head. Names are relative to `model`.
-    """
-    lm = language_model(model)
-    prefix = "base." if lm is not model else ""
-    d, hidden = lm.config.d_model, lm.config.mlp_ratio * lm.config.d_model
-    widths = {"attn.q_proj": d, "attn.k_proj": d, "attn.v_proj": d, "attn.out_proj": d,
-              "mlp.fc_in": hidden, "mlp.fc_out": d, "mlp.act": hidden}
-    sites = {}
-    for i in range(len(lm.blocks)):
-        for site in LINEAR_SITES + extra:
-            name = f"{prefix}blocks.{i}.{site}"
-            sites[name] = (model.get_submodule(name), widths[site])
-    sites[f"{prefix}lm_head"] = (lm.lm_head, lm.config.vocab_size)
-    if isinstance(model, Classifier):
-        sites["head"] = (model.head, model.head.out_features)
-    return sites

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import WrapperLayer, find_targets, finish_add, prepare, replace_module, transformer_sites
+from .core import (WrapperLayer, check_new_adapter, find_targets, finish_add, language_model, prepare, transactional,
+                   transformer_sites)
 
 DEFAULT_TARGETS = ("k_proj", "v_proj", "mlp.act")
 
@@ -74,17 +75,16 @@ def ia3_candidates(model: nn.Module) -> dict[str, tuple[nn.Module, int]]:
             if ".blocks." in "." + name}
 
 
+@transactional
 def add_ia3(model: nn.Module, name: str = "default", targets=DEFAULT_TARGETS) -> list[str]:
     """Add IA3 scaling vectors `name` to the targets (default: keys, values, MLP activations)."""
-    prepare(model)
+    check_new_adapter(model, name)
     candidates = ia3_candidates(model)
     found = find_targets(targets, {n: m for n, (m, _) in candidates.items()}, "layer IA3 can scale")
+    prepare(model)
     for layer_name in found:
-        layer, features = candidates[layer_name]
-        if not isinstance(layer, IA3Layer):
-            layer = IA3Layer(layer, features)
-            replace_module(model, layer_name, layer)
-        layer.add(name)
+        features = candidates[layer_name][1]
+        IA3Layer.at_site(model, layer_name, lambda module: IA3Layer(module, features)).add(name)
     finish_add(model, name)
     return found
 
@@ -110,6 +110,9 @@ def _merge_target(model: nn.Module, layer_name: str, layer: IA3Layer) -> tuple[n
 
 
 def ia3_layers(model: nn.Module, name: str) -> list[tuple[str, IA3Layer]]:
+    language_model(model)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be an adapter name (a str) or None, got {name!r}")
     layers = [(n, l) for n, l in model.named_modules() if isinstance(l, IA3Layer) and name in l.adapter_names()]
     if not layers:
         raise ValueError(f"no IA3 adapter named {name!r} in the model")
@@ -118,6 +121,7 @@ def ia3_layers(model: nn.Module, name: str) -> list[tuple[str, IA3Layer]]:
 
 def _names(model, name, merged: bool) -> list[str]:
     if name is not None:
+        ia3_layers(model, name)
         return [name]
     names: list[str] = []
     for _, layer in model.named_modules():
@@ -129,6 +133,7 @@ def _names(model, name, merged: bool) -> list[str]:
     return names
 
 
+@transactional
 def merge_ia3(model: nn.Module, name: str | None = None) -> None:
     """Fold IA3 adapter `name` (default: every active one) into the linear weights; inference then costs
     what the base costs. Keys/values scale their projection's rows (and bias); mlp.act scales fc_out's columns."""
@@ -151,6 +156,7 @@ def merge_ia3(model: nn.Module, name: str | None = None) -> None:
             layer.rebuild(target, on_input)
 
 
+@transactional
 def unmerge_ia3(model: nn.Module, name: str | None = None) -> None:
     """Take IA3 adapter `name` (default: every merged one) back out of the weights, exactly."""
     for adapter in _names(model, name, merged=True):

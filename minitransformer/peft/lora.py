@@ -13,13 +13,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..quantize import QuantizedLinear
-from .core import (WrapperLayer, find_targets, finish_add, language_model, peft_layers, prepare, replace_module,
-                   transformer_sites)
+from ..validation import check_bool, check_int, check_number
+from .core import (TASK_HEAD, WrapperLayer, check_new_adapter, find_targets, finish_add, innermost, language_model,
+                   peft_layers, prepare, replace_module, transactional, transformer_sites)
+
+
+def lora_settings(r=8, alpha=8, dropout=0.0, rslora=False) -> dict:
+    """LoRA's hyper-parameters, checked: r a positive int, alpha a positive number, dropout in [0, 1)."""
+    return {"r": check_int("LoRA rank r", r, 1), "alpha": check_number("LoRA alpha", alpha, 0, low_open=True),
+            "dropout": check_number("LoRA dropout", dropout, 0, 1, high_open=True),
+            "rslora": check_bool("rslora", rslora)}
 
 
 class LoRALinear(WrapperLayer):
     kind = "lora"
     adapter_dicts = ("lora_A", "lora_B")
+    innermost = True  # W + BA needs W itself: LoRA sits right on the linear layer, inside IA3 or adapters
 
     def __init__(self, base: nn.Module):
         if not isinstance(base, (nn.Linear, QuantizedLinear)):
@@ -33,12 +42,7 @@ class LoRALinear(WrapperLayer):
         self.original_weight = None  # a copy of W while anything is merged, so unmerge is exact
 
     def add(self, name: str, r: int = 8, alpha: float = 8, dropout: float = 0.0, rslora: bool = False):
-        if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-            raise ValueError(f"LoRA rank r must be a positive int, got {r!r}")
-        if not isinstance(alpha, (int, float)) or alpha <= 0:
-            raise ValueError(f"LoRA alpha must be a positive number, got {alpha!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout!r}")
+        lora_settings(r, alpha, dropout, rslora)
         self.register(name, r=r, alpha=alpha, dropout=dropout, rslora=rslora)
         A = nn.Linear(self.base.in_features, r, bias=False)
         B = nn.Linear(r, self.base.out_features, bias=False)
@@ -87,10 +91,6 @@ class LoRALinear(WrapperLayer):
         if not self.merged:
             self.original_weight = None
 
-    def can_deactivate(self, name: str):
-        if name in self.merged:
-            raise ValueError(f"LoRA adapter {name!r} is merged into the weight; unmerge it first")
-
     def forward(self, x):
         if self.disabled and self.merged:
             return F.linear(x, self.original_weight, self.base.bias)
@@ -103,47 +103,50 @@ class LoRALinear(WrapperLayer):
 
 
 def linear_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Every linear layer LoRA may target, by name: plain, quantized, or already LoRA-wrapped."""
-    layers = {}
-    for name, (module, _) in transformer_sites(model).items():
-        if isinstance(module, (nn.Linear, LoRALinear, QuantizedLinear)):
-            layers[name] = module
-    return layers
+    """Every linear layer LoRA may target, by name (plain, quantized, or wrapped by PEFT layers); a
+    Classifier's task head is left out: it trains whole."""
+    return {name: module for name, (module, _) in transformer_sites(model).items()
+            if name != TASK_HEAD and isinstance(innermost(module), (nn.Linear, QuantizedLinear))}
 
 
+@transactional
 def add_lora(model: nn.Module, name: str = "default", targets=("q_proj", "v_proj"), r: int = 8,
              alpha: float = 8, dropout: float = 0.0, rslora: bool = False) -> list[str]:
     """Add LoRA adapter `name` to the target linear layers; return their names.
 
     targets: "all-linear" (every linear layer of the transformer except the output heads), a regex matched
     against whole names, or a list of exact names or suffixes (the default: q and v projections).
+    Everything is checked before the model changes.
     """
-    prepare(model)
+    check_new_adapter(model, name)
+    settings = lora_settings(r, alpha, dropout, rslora)
     candidates = linear_layers(model)
     if targets == "all-linear":
         targets = [n for n in candidates if n.split(".")[-1] not in ("lm_head", "head")]
     found = find_targets(targets, candidates, "linear layer")
+    prepare(model)
     for layer_name in found:
-        layer = candidates[layer_name]
-        if not isinstance(layer, LoRALinear):
-            layer = LoRALinear(layer)
-            replace_module(model, layer_name, layer)
-        layer.add(name, r=r, alpha=alpha, dropout=dropout, rslora=rslora)
+        LoRALinear.at_site(model, layer_name, LoRALinear).add(name, **settings)
     finish_add(model, name)
     return found
 
 
 def lora_layers(model: nn.Module, name: str | None = None) -> list[tuple[str, LoRALinear]]:
+    language_model(model)
     layers = [(n, l) for n, l in peft_layers(model) if isinstance(l, LoRALinear)]
     if name is not None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be an adapter name (a str) or None, got {name!r}")
         layers = [(n, l) for n, l in layers if name in l.adapter_names()]
         if not layers:
-            raise ValueError(f"no LoRA adapter named {name!r} in the model")
+            names = sorted({n for _, l in peft_layers(model) if isinstance(l, LoRALinear) for n in l.adapter_names()})
+            raise ValueError(f"no LoRA adapter named {name!r} in the model; its LoRA adapters are {names or 'none'}")
     return layers
 
 
 def _names_to_merge(model, name):
     if name is not None:
+        lora_layers(model, name)
         return [name]
     names = []
     for _, layer in lora_layers(model):
@@ -153,37 +156,65 @@ def _names_to_merge(model, name):
     return names
 
 
+def _check_mergeable(layer_name: str, layer: LoRALinear) -> None:
+    if isinstance(layer.base, QuantizedLinear):
+        raise ValueError(f"{layer_name} has a quantized base weight: merging would have to quantize the sum "
+                         "again; keep the adapter unmerged (as QLoRA does) or merge into a float copy of the base")
+    if not isinstance(layer.base, nn.Linear):
+        raise ValueError(f"{layer_name}: LoRA wraps a {type(layer.base).__name__} here, not the linear layer "
+                         "itself; remove what it wraps (delete_adapter) before merging")
+
+
+@transactional
 def merge_lora(model: nn.Module, name: str | None = None) -> None:
     """Fold LoRA adapter `name` (default: every active one) into the base weights."""
-    for adapter in _names_to_merge(model, name):
-        layers = lora_layers(model, adapter)
-        # Check every layer before merging any, so an error never leaves the model half merged.
-        already = [n for n, l in layers if adapter in l.merged]
-        if already:
-            raise ValueError(f"LoRA adapter {adapter!r} is already merged (in {already[0]}); merging twice would add its change twice")
-        for _, layer in layers:
+    names = _names_to_merge(model, name)
+    # Check every adapter and layer before merging any, so an error never leaves the model half merged.
+    for adapter in names:
+        for layer_name, layer in lora_layers(model, adapter):
+            if adapter in layer.merged:
+                raise ValueError(f"LoRA adapter {adapter!r} is already merged (in {layer_name}); merging twice "
+                                 "would add its change twice")
+            if adapter not in layer.active:
+                raise ValueError(f"LoRA adapter {adapter!r} is not active; merged adapters always compute, so "
+                                 f"set_active it first (e.g. peft.set_active(model, {adapter!r}))")
+            _check_mergeable(layer_name, layer)
+    for adapter in names:
+        for _, layer in lora_layers(model, adapter):
             layer.merge(adapter)
 
 
+@transactional
 def unmerge_lora(model: nn.Module, name: str | None = None) -> None:
     """Take LoRA adapter `name` (default: every merged one) back out of the weights, exactly."""
     names = [name] if name is not None else sorted({n for _, l in lora_layers(model) for n in l.merged})
     if not names:
         raise ValueError("no LoRA adapter is merged, so there is nothing to unmerge")
     for adapter in names:
-        layers = lora_layers(model, adapter)
-        if not any(adapter in l.merged for _, l in layers):
+        if not any(adapter in l.merged for _, l in lora_layers(model, adapter)):
             raise ValueError(f"LoRA adapter {adapter!r} is not merged, so there is nothing to unmerge")
-        for _, layer in layers:
+    for adapter in names:
+        for _, layer in lora_layers(model, adapter):
             layer.unmerge(adapter)
 
 
+@transactional
 def merge_and_unload(model: nn.Module) -> nn.Module:
-    """Merge the active LoRA adapters and replace every LoRALinear by a plain nn.Linear (for deployment)."""
-    for layer_name, layer in lora_layers(model):
-        if isinstance(layer.base, QuantizedLinear):
-            raise ValueError(f"{layer_name} has a quantized base weight: merging would have to quantize the sum "
-                             "again; keep the adapter unmerged (as QLoRA does)")
+    """Merge the active LoRA adapters and replace every LoRALinear by a plain nn.Linear (for deployment).
+
+    Inactive LoRA adapters are dropped with their layers. Other kinds of adapter are refused: merge or
+    delete them first.
+    """
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError("the model has no LoRA adapter to merge and unload")
+    others = sorted({f"{n} ({l.kind})" for n, l in peft_layers(model) if not isinstance(l, LoRALinear)})
+    if others:
+        raise ValueError(f"merge_and_unload makes a plain model, but other adapters remain: {others[:3]}; "
+                         "delete_adapter them (or merge_ia3 and delete) first")
+    for layer_name, layer in layers:
+        _check_mergeable(layer_name, layer)
+    for layer_name, layer in reversed(layers):
         for adapter in layer.active:  # merged adapters are always active (can_deactivate guards it)
             if adapter not in layer.merged:
                 layer.merge(adapter)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .core import PeftLayer, finish_add, prepare
+from ..validation import check_choice, check_int
+from .core import PeftLayer, check_new_adapter, finish_add, prepare, transactional
 
 INITS = ("tokens", "random")
 
@@ -31,7 +32,7 @@ class PrefixKV(PeftLayer):
         self.values[name] = nn.Parameter(values.detach().clone())
 
     @classmethod
-    def attach(cls, lm, layer_name, name, settings):
+    def attach(cls, lm, layer_name, name, settings, inside=None):
         attn = lm.get_submodule(layer_name.rpartition(".")[0])
         if attn.prefix is None:
             attn.prefix = cls(lm.config.d_model)
@@ -47,17 +48,22 @@ class PrefixKV(PeftLayer):
         return keys, values
 
 
+@transactional
 def add_prefix(model: nn.Module, name: str = "default", length: int = 8, init: str = "tokens", seed: int = 0) -> list[str]:
     """Add a prefix of `length` learned key/value vectors to every attention layer.
 
     init="tokens" starts each layer's prefix from the keys and values the layer computes for random
     vocabulary tokens (a realistic scale); "random" starts from small Gaussian noise.
     """
-    if init not in INITS:
-        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
-    lm = prepare(model)
-    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-        raise ValueError(f"prefix length must be a positive int, got {length!r}")
+    lm = check_new_adapter(model, name)
+    check_choice("init", init, INITS)
+    block = lm.config.block_size
+    if init == "tokens":  # computed from block_size positions' embeddings
+        check_int(f"prefix length (with init='tokens', at most block_size={block})", length, 1, block)
+    else:
+        check_int("prefix length", length, 1)
+    check_int("seed", seed, None)
+    prepare(model)
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, lm.config.vocab_size, (length,), generator=generator)
     names = []

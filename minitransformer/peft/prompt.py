@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from ..tokenizer import tokenizer
-from .core import PeftLayer, finish_add, prepare
+from ..validation import check_choice, check_int
+from .core import PeftLayer, check_new_adapter, finish_add, prepare, transactional
 
 
 POSITIONS = ("keep", "shift")
@@ -35,7 +36,7 @@ class SoftPrompt(PeftLayer):
         self.prompts[name] = nn.Parameter(embeddings.detach().clone())
 
     @classmethod
-    def attach(cls, lm, layer_name, name, settings):
+    def attach(cls, lm, layer_name, name, settings, inside=None):
         if lm.soft_prompt is None:
             lm.soft_prompt = cls(lm.config.d_model)
         lm.soft_prompt.add(name, torch.zeros(settings["length"], lm.config.d_model), settings["init"],
@@ -58,6 +59,7 @@ class SoftPrompt(PeftLayer):
         return torch.cat([prompt, x], dim=1)
 
 
+@transactional
 def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: str = "vocab",
                positions: str = "keep", seed: int = 0) -> list[str]:
     """Add a soft prompt of `length` virtual tokens.
@@ -66,13 +68,22 @@ def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: s
     small Gaussian noise, and any other string from the embeddings of that text's characters.
     positions: "keep" or "shift" (see the module's docstring).
     """
-    if positions not in POSITIONS:
-        raise ValueError(f"positions must be one of {list(POSITIONS)}, got {positions!r}")
-    lm = prepare(model)
-    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-        raise ValueError(f"prompt length must be a positive int, got {length!r}")
+    lm = check_new_adapter(model, name)
+    check_choice("positions", positions, POSITIONS)
+    check_int("prompt length", length, 1)
     if length >= lm.config.block_size:
         raise ValueError(f"a prompt of {length} tokens leaves no room for input in a context of {lm.config.block_size}")
+    check_int("seed", seed, None)
+    if not isinstance(init, str) or not init:
+        raise ValueError(f"init must be 'vocab', 'random' or a text of `length` characters, got {init!r}")
+    if init not in ("vocab", "random"):
+        if len(init) != length:
+            raise ValueError(f"init text {init!r} has {len(init)} characters but the prompt length is {length}")
+        bad = [c for c in init if c not in tokenizer.stoi]
+        if bad:
+            raise ValueError(f"init text {init!r} has character {bad[0]!r}, which is not in the vocabulary "
+                             f"{tokenizer.vocab!r} (init must be 'vocab', 'random' or a text)")
+    prepare(model)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         if init == "vocab":
@@ -80,8 +91,6 @@ def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: s
         elif init == "random":
             embeddings = torch.randn(length, lm.config.d_model, generator=generator) * 0.02
         else:
-            if len(init) != length:
-                raise ValueError(f"init text {init!r} has {len(init)} characters but the prompt length is {length}")
             embeddings = lm.tok_emb.weight[torch.tensor(tokenizer.encode(init))]
     if lm.soft_prompt is None:
         lm.soft_prompt = SoftPrompt(lm.config.d_model)
