@@ -1,16 +1,19 @@
 """Checks for chapter 1's exercises: causal attention, a block's forward pass, the parameter formula."""
 
+import dataclasses
+
 import torch
 
+from .. import measure
 from .. import model as reference_model
 from ..measure import parameter_count_formula, parameter_count_from_config
 from ..model import ModelConfig
-from .core import Part, call_learner, checker, register
+from .core import Part, call_learner, call_probe, checker, generator, pick, register, seed
 
 
 
-def _qkv(seed=0, shape=(2, 3, 6, 8)):
-    g = torch.Generator().manual_seed(seed)
+def _qkv(n=0, shape=(2, 3, 6, 8)):
+    g = generator(n)
     return [torch.randn(*shape, generator=g) for _ in range(3)]
 
 
@@ -18,9 +21,10 @@ def close(a, b, tol=1e-5) -> bool:
     return torch.is_tensor(a) and a.shape == b.shape and torch.allclose(a, b, atol=tol, rtol=tol)
 
 
-@register("1.1", "causal self-attention", 4, reference_model.causal_attention, "minitransformer.causal_attention")
+@register("1.1", "causal self-attention", 4, reference_model.causal_attention, "minitransformer.causal_attention",
+          forbidden=(reference_model.CausalSelfAttention,))
 def _check_causal_attention(fn):
-    q, k, v = _qkv()
+    q, k, v = _qkv(0, pick(1, (2, 3, 6, 8), (2, 3, 7, 8), (1, 2, 9, 16), (3, 1, 5, 4), (2, 4, 11, 8), (1, 1, 13, 6)))
     returned = call_learner(fn, q, k, v)
     if not (isinstance(returned, tuple) and len(returned) == 2):
         yield Part("returns a pair (output, weights)", False, f"it returned {type(returned).__name__}; return `out, weights`")
@@ -83,19 +87,34 @@ def _block_variants(block, x):
     ]
 
 
-@register("1.2", "a transformer block's forward pass", 4, reference_model.Block, "minitransformer.Block")
+def _probe_block(block_cls, config, state, inputs):
+    """Runs where the learner's code is: build their block, load the judge's weights, run the judge's inputs."""
+    candidate = block_cls(config)
+    if not isinstance(candidate, torch.nn.Module):
+        return {"module": False, "missing": [], "unexpected": []}
+    result = candidate.load_state_dict(state, strict=False)
+    seen = {"module": True, "missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
+    if not seen["missing"] and not seen["unexpected"]:
+        with torch.no_grad():
+            seen["outputs"] = [candidate(x) for x in inputs]
+    return seen
+
+
+@register("1.2", "a transformer block's forward pass", 4, reference_model.Block, "minitransformer.Block",
+          forbidden=(reference_model.MiniTransformer,))
 def _check_block(block_cls):
-    config = ModelConfig(d_model=32, n_head=4)
-    torch.manual_seed(0)
+    config = pick(2, ModelConfig(d_model=32, n_head=4), ModelConfig(d_model=48, n_head=6),
+                  ModelConfig(d_model=24, n_head=2, mlp_ratio=2), ModelConfig(d_model=40, n_head=5, bias=False))
+    torch.manual_seed(seed(0))
     reference = reference_model.Block(config)
     for p in reference.parameters():  # non-trivial norms and biases, so every mistake shows
         torch.nn.init.normal_(p, std=0.3)
-    candidate = call_learner(block_cls, config)
-    missing, unexpected = [], []
-    if isinstance(candidate, torch.nn.Module):
-        result = candidate.load_state_dict(reference.state_dict(), strict=False)
-        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    names_ok = isinstance(candidate, torch.nn.Module) and not missing and not unexpected
+    x = torch.randn(2, pick(3, 7, 5, 9, 12), config.d_model, generator=generator(1))
+    x2 = x.clone()
+    x2[:, -1] += 1.0
+    seen = call_probe(_probe_block, block_cls, config, reference.state_dict(), [x, x2])
+    missing, unexpected = seen["missing"], seen["unexpected"]
+    names_ok = seen["module"] and not missing and not unexpected
     yield Part(
         "keeps the sub-module names ln1, attn, ln2, mlp",
         names_ok,
@@ -103,19 +122,14 @@ def _check_block(block_cls):
     )
     if not names_ok:
         return
-    x = torch.randn(2, 7, config.d_model, generator=torch.Generator().manual_seed(1))
+    y, y2 = seen["outputs"]
     with torch.no_grad():
-        y = call_learner(candidate, x)
         expected = reference(x)
-    shape_ok = torch.is_tensor(y) and y.shape == x.shape
+    shape_ok = torch.is_tensor(y) and y.shape == x.shape and torch.is_tensor(y2) and y2.shape == x.shape
     yield Part("output has the input's shape (B, T, d_model)", shape_ok,
                f"input {tuple(x.shape)}, output {tuple(getattr(y, 'shape', ()))}")
     if not shape_ok:
         return
-    x2 = x.clone()
-    x2[:, -1] += 1.0
-    with torch.no_grad():
-        y2 = candidate(x2)
     yield Part("causal: changing the last position leaves earlier positions unchanged",
                torch.allclose(y[:, :-1], y2[:, :-1], atol=1e-6),
                "earlier positions changed: use the block's attention (self.attn), which is causal")
@@ -136,6 +150,22 @@ _CONFIGS = [
 ]
 
 
+def _hidden_configs():
+    """Varied configs, some far too large to instantiate: only a formula from the config can answer them."""
+    import random
+
+    rng = random.Random(seed(13))
+    configs = []
+    for size in ("small", "small", "large", "large", "huge"):
+        n_head = rng.choice([1, 2, 4, 8])
+        head_dim = rng.choice([4, 8, 16]) if size == "small" else rng.choice([64, 128])
+        n_layer = rng.randint(1, 6) if size == "small" else rng.randint(12, 96 if size == "huge" else 40)
+        configs.append(ModelConfig(vocab_size=rng.randint(10, 60000), block_size=rng.choice([8, 64, 1024, 4096]),
+                                   d_model=n_head * head_dim * (1 if size == "small" else 4), n_layer=n_layer,
+                                   n_head=n_head, mlp_ratio=rng.choice([2, 3, 4]), bias=rng.random() < 0.5))
+    return configs
+
+
 def _diagnose_count(got, config, label) -> str:
     parts = parameter_count_formula(config)
     want = sum(parts.values())
@@ -143,7 +173,7 @@ def _diagnose_count(got, config, label) -> str:
     names: dict[int, str] = {}
     for label, count in parts.items():  # two components can have the same size
         names[count] = f"{names[count]} or the {label}" if count in names else label
-    biases = sum(p.numel() for n, p in reference_model.MiniTransformer(config).named_parameters() if n.endswith("bias"))
+    biases = want - parameter_count_from_config(dataclasses.replace(config, bias=False))
     hint = ""
     if diff in names:
         hint = f"; the difference is exactly the {names[diff]} ({diff:,})"
@@ -155,11 +185,13 @@ def _diagnose_count(got, config, label) -> str:
 
 
 @register("1.3", "the parameter-count formula", len(_CONFIGS), parameter_count_from_config,
-          "minitransformer.measure.parameter_count_from_config")
+          "minitransformer.measure.parameter_count_from_config",
+          forbidden=(parameter_count_formula, measure.count_parameters, reference_model.MiniTransformer,
+                     reference_model.Classifier))
 def _check_count(count_fn):
-    for config in _CONFIGS:
+    for config in pick(4, _CONFIGS, _hidden_configs()):
         got = call_learner(count_fn, config)
-        model_count = sum(p.numel() for p in reference_model.MiniTransformer(config).parameters())
+        model_count = parameter_count_from_config(config)  # the formula, tested against the model's own count
         changed = {k: v for k, v in config.to_dict().items() if v != getattr(ModelConfig(), k)}
         label = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the default config"
         ok = isinstance(got, int) and got == model_count

@@ -1,13 +1,16 @@
 """Checks for chapter 2's exercises: activation bytes, the bytes-per-parameter formula, GPT-2's size."""
 
+import random
+
 import torch
 
+from .. import calculator
 from ..calculator import GPT2, DecoderShape, step_memory
 from ..data import BASE_TASKS, TaskSampler, encode, make_examples
-from ..measure import forward_activation_bytes
+from ..measure import ActivationMeter, forward_activation_bytes
 from ..model import Classifier, MiniTransformer, ModelConfig
 from ..train import loss_on_batch
-from .core import Part, call_learner, checker, register
+from .core import Part, call_learner, checker, pick, register, seed
 
 
 def _fmt(value) -> str:
@@ -33,19 +36,20 @@ def _saved_bytes(model, batch, dedupe: bool, skip_parameters: bool) -> int:
 
 
 def _cases():
-    torch.manual_seed(0)
-    lm = MiniTransformer(ModelConfig())
+    torch.manual_seed(seed(0))
+    lm = MiniTransformer(pick(1, ModelConfig(), ModelConfig(n_layer=3), ModelConfig(d_model=32, n_head=2)))
     clf = Classifier(MiniTransformer(ModelConfig(n_layer=1)))
     clf.base.requires_grad_(False)
+    small, large = pick(2, (16, 32), (8, 24), (12, 40), (20, 28))
     return [
-        ("the language model on a batch of 16", lm, TaskSampler(BASE_TASKS, 16, seed=0)()),
-        ("the language model on a batch of 32", lm, TaskSampler(BASE_TASKS, 32, seed=1)()),
-        ("a classifier with a frozen base", clf, encode(make_examples("is_sorted", 16, seed=0))),
+        (f"the language model on a batch of {small}", lm, TaskSampler(BASE_TASKS, small, seed=seed(0))()),
+        (f"the language model on a batch of {large}", lm, TaskSampler(BASE_TASKS, large, seed=seed(1))()),
+        ("a classifier with a frozen base", clf, encode(make_examples("is_sorted", small, seed=seed(0)))),
     ]
 
 
 @register("2.1", "activation bytes with saved-tensor hooks", 3, forward_activation_bytes,
-          "minitransformer.measure.forward_activation_bytes")
+          "minitransformer.measure.forward_activation_bytes", forbidden=(ActivationMeter,))
 def _check_activation_bytes(fn):
     for label, model, batch in _cases():
         got = call_learner(fn, model, batch)
@@ -66,6 +70,15 @@ _TRAINING_CASES = [(1_000_000, 1_000_000, "fp32"), (1_000_000, 10_000, "fp32"),
                    (1_000_000, 1_000_000, "mixed"), (1_000_000, 10_000, "mixed")]
 
 
+def _hidden_training_cases():
+    rng = random.Random(seed(21))
+    cases = []
+    for precision in ("fp32", "fp32", "mixed", "mixed"):
+        n = rng.randint(1_000, 10**10)
+        cases.append((n, rng.choice([n, rng.randint(0, n), rng.randint(0, n // 100)]), precision))
+    return cases
+
+
 def _diagnose_bytes(got, n, t, precision) -> str:
     want = step_memory(n, t, precision)
     wrong = [k for k in want if got.get(k) != want[k]]
@@ -81,9 +94,10 @@ def _diagnose_bytes(got, n, t, precision) -> str:
 
 
 @register("2.2", "bytes per parameter with Adam", len(_TRAINING_CASES), step_memory,
-          "minitransformer.calculator.step_memory")
+          "minitransformer.calculator.step_memory",
+          forbidden=(calculator.bytes_per_parameter, calculator.training_memory))
 def _check_training_bytes(fn):
-    for n, t, precision in _TRAINING_CASES:
+    for n, t, precision in pick(1, _TRAINING_CASES, _hidden_training_cases()):
         got = call_learner(fn, n, t, precision)
         label = f"{t:,} of {n:,} parameters trainable, {precision}"
         if not isinstance(got, dict) or set(got) != {"weights", "gradients", "optimizer"}:
@@ -97,9 +111,20 @@ def _gpt2_reference(n_layer, d_model, vocab_size, context):
     return DecoderShape("gpt2", n_layer, d_model, max(1, d_model // 64), vocab_size, context).parameters()
 
 
-@register("2.3", "GPT-2's parameter count", len(GPT2), _gpt2_reference, "minitransformer.calculator.DecoderShape.parameters")
+def _hidden_shapes():
+    rng = random.Random(seed(23))
+    shapes = []
+    for i in range(len(GPT2)):
+        n_head = rng.randint(1, 32)
+        shapes.append(DecoderShape(f"a hidden GPT-2-style shape #{i + 1}", rng.randint(1, 60), 64 * n_head, n_head,
+                                   rng.randint(100, 100_000), rng.choice([128, 512, 1024, 2048])))
+    return shapes
+
+
+@register("2.3", "GPT-2's parameter count", len(GPT2), _gpt2_reference, "minitransformer.calculator.DecoderShape.parameters",
+          forbidden=(DecoderShape,))
 def _check_gpt2(fn):
-    for shape in GPT2:
+    for shape in pick(1, GPT2, _hidden_shapes()):
         got = call_learner(fn, shape.n_layer, shape.d_model, shape.vocab_size, shape.context)
         want = shape.parameters()
         message = f"for {shape.name} you said {_fmt(got)}, expected {want:,}"

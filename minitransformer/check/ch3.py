@@ -1,11 +1,13 @@
 """Checks for chapter 3's exercises: where the head reads, forgetting as a number, early stopping."""
 
+import random
+
 import torch
 
 from ..data import BASE_TASKS, encode_classification, encode_lm, make_examples
 from ..forgetting import best_step, forgetting
 from ..tokenizer import SEP, tokenizer
-from .core import Part, call_learner, checker, register
+from .core import Part, call_learner, checker, pick, register, seed
 
 
 def separator_positions_reference(x):
@@ -16,12 +18,12 @@ def separator_positions_reference(x):
 @register("3.1", "where the task head reads", 4, separator_positions_reference,
           "minitransformer.check.ch3.separator_positions_reference")
 def _check_positions(fn):
-    examples = make_examples("is_sorted", 40, seed=4)
+    examples = make_examples("is_sorted", pick(1, 40, 17, 33, 52), seed=seed(4))
     x, want, _ = encode_classification(examples)
     cases = [("a batch of prompts of different lengths", x, want),
              ("a single prompt", x[:1], want[:1]),
-             ("prompts with padding after them", torch.cat([x, torch.zeros(len(x), 3, dtype=torch.long)], 1), want)]
-    generative = make_examples(BASE_TASKS, 20, seed=5)
+             ("prompts with padding after them", torch.cat([x, torch.zeros(len(x), pick(2, 3, 1, 5, 8), dtype=torch.long)], 1), want)]
+    generative = make_examples(BASE_TASKS, pick(3, 20, 11, 27), seed=seed(5))
     texts = encode_lm(generative)[0]
     cases.append(("texts that go on after the '='", texts, torch.tensor([len(e.prompt) - 1 for e in generative])))
     for label, batch, expected in cases:
@@ -49,6 +51,15 @@ def _check_forgetting(fn):
         ("a model that got better at one task", {"copy": 0.5, "reverse": 1.0, "sort": 1.0, "mean": 0.8333},
          {"copy": 0.8, "reverse": 0.4, "sort": 1.0, "mean": 0.7333}),
     ]
+    if HIDDEN := pick(1, None, random.Random(seed(32))):  # grading: the same three situations, hidden numbers
+        tasks = ["copy", "reverse", "sort"]
+        cases = []
+        for label, low, high in (("a model that forgot some of everything", -0.4, -0.01),
+                                 ("a model that forgot nothing", 0.0, 0.0), ("a model that got better at one task", -0.3, 0.3)):
+            before = {t: round(HIDDEN.uniform(0.5, 1.0), 4) for t in tasks}
+            after = {t: round(min(1.0, max(0.0, before[t] + HIDDEN.uniform(low, high))), 4) for t in tasks}
+            before["mean"], after["mean"] = (round(sum(d[t] for t in tasks) / 3, 4) for d in (before, after))
+            cases.append((label, before, after))
     for label, before, after in cases:
         got = call_learner(fn, before, after)
         want = forgetting(before, after)
@@ -74,6 +85,23 @@ def _check_best_step(fn):
         ("a curve that keeps rising", [0, 50, 100], [0.5, 0.6, 0.9], 100),
         ("a tie (stop at the earlier step)", [10, 20, 30, 40], [0.6, 0.8, 0.8, 0.7], 20),
     ]
+    if HIDDEN := pick(1, None, random.Random(seed(33))):  # grading: hidden curves of the same three kinds
+        cases = []
+        for label, kind in (("a held-out curve that peaks and falls", "peak"), ("a curve that keeps rising", "rise"),
+                            ("a tie (stop at the earlier step)", "tie")):
+            n = HIDDEN.randint(4, 9)
+            every = HIDDEN.choice([10, 25, 50, 100])
+            steps = [every * (i + HIDDEN.randint(0, 1)) for i in range(n)]
+            steps = sorted(set(steps)) if len(set(steps)) == n else [every * i for i in range(n)]
+            scores = sorted(round(HIDDEN.uniform(0.3, 0.95), 3) for _ in range(n))
+            if kind == "peak":
+                top = HIDDEN.randint(1, n - 2)
+                scores = scores[:top] + [0.99] + [round(0.99 - 0.01 * (i + 1), 3) for i in range(n - top - 1)]
+            elif kind == "tie":
+                top = HIDDEN.randint(1, n - 3)
+                scores = scores[:top] + [0.99, 0.99] + [round(0.5 - 0.01 * i, 3) for i in range(n - top - 2)]
+            scores = scores[:n]
+            cases.append((label, steps, scores, steps[scores.index(max(scores))]))
     for label, steps, scores, want in cases:
         got = call_learner(fn, list(steps), list(scores))
         message = f"you said {got!r}, expected step {want}"

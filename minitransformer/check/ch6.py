@@ -1,13 +1,17 @@
 """Checks for chapter 6's exercises: a LoRA layer, merging it, and choosing its targets by name."""
 
+import copy
 import math
 
 import torch
 import torch.nn as nn
 
 from ..checkpoint import load_base
+from ..model import MiniTransformer, ModelConfig
+from ..peft import lora
+from ..peft.layers import find_targets
 from .ch1 import close
-from .core import Part, StubError, call_learner, checker, register
+from .core import Part, StubError, call_learner, call_probe, checker, generator, pick, register, seed
 
 
 class LoRALinearReference(nn.Module):
@@ -37,63 +41,102 @@ def merge_reference(layer) -> nn.Linear:
 
 def lora_targets_reference(model, suffixes) -> list[str]:
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split(".")[-1] in suffixes]
-    if not names:
+    unmatched = [s for s in suffixes if s not in {n.split(".")[-1] for n in names}]
+    if unmatched:  # even one typo: training fewer layers than asked is a silent wrong result
         linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-        raise ValueError(f"no linear layer ends in any of {list(suffixes)}; the linear layers are {linear}")
+        raise ValueError(f"no linear layer ends in {unmatched}; the linear layers are {linear}")
     return names
 
 
-def _base_layer(seed=0):
-    torch.manual_seed(seed)
-    return nn.Linear(12, 10)
+def _sizes():
+    """(in, out, r, alpha): the notebook's, or hidden ones when grading."""
+    return pick(1, (12, 10, 4, 8), (16, 9, 2, 4), (20, 6, 8, 16), (7, 13, 3, 6), (10, 10, 5, 20))
 
 
-@register("6.1", "a LoRA layer", 4, LoRALinearReference, "minitransformer.check.ch6.LoRALinearReference")
+def _base_layer(n=0):
+    torch.manual_seed(seed(n))
+    return nn.Linear(*_sizes()[:2])
+
+
+def _probe_lora(cls, base, r, alpha, A, B, x):
+    """Runs where the learner's code is: build their layer, report its state, then load the judge's A and B
+    and report the output and the gradients."""
+    layer = cls(base, r, alpha)
+    if not (isinstance(layer, nn.Module) and all(hasattr(layer, a) for a in ("A", "B", "scaling"))):
+        return {"attributes": False}
+    seen = {"attributes": True, "A": torch.as_tensor(layer.A).detach().clone(), "B": torch.as_tensor(layer.B).detach().clone(),
+            "base_frozen": not any(p.requires_grad for p in base.parameters())}
+    if not (torch.is_tensor(layer.A) and torch.is_tensor(layer.B) and layer.A.shape == A.shape and layer.B.shape == B.shape):
+        return seen
+    with torch.no_grad():
+        seen["start"] = layer(x)
+        layer.A.copy_(A)
+        layer.B.copy_(B)
+        seen["got"] = layer(x)
+    base.zero_grad(set_to_none=True)
+    layer(x).sum().backward()
+    seen.update(grad_A=layer.A.grad, grad_B=layer.B.grad, base_grad=base.weight.grad is not None)
+    return seen
+
+
+@register("6.1", "a LoRA layer", 4, LoRALinearReference, "minitransformer.check.ch6.LoRALinearReference",
+          forbidden=(lora.LoRALinear, lora.add_lora))
 def _check_lora(cls):
+    n_in, n_out, r, alpha = _sizes()
     base = _base_layer()
-    layer = call_learner(cls, base, 4, 8)
-    ok = isinstance(layer, nn.Module) and all(hasattr(layer, a) for a in ("A", "B", "scaling"))
-    shapes = ok and tuple(layer.A.shape) == (4, 12) and tuple(layer.B.shape) == (10, 4)
+    x = torch.randn(5, n_in, generator=generator(1))
+    A = torch.randn(r, n_in, generator=generator(5)) * 0.5
+    B = torch.randn(n_out, r, generator=generator(2))
+    seen = call_probe(_probe_lora, cls, copy.deepcopy(base), r, alpha, A, B, x)
+    shapes = seen["attributes"] and torch.is_tensor(seen["A"]) and torch.is_tensor(seen["B"]) and \
+        tuple(seen["A"].shape) == (r, n_in) and tuple(seen["B"].shape) == (n_out, r)
     yield Part("A is (r × in), B is (out × r), and the base is frozen",
-               bool(shapes) and not any(p.requires_grad for p in base.parameters()),
-               "keep attributes A, B and scaling; A: (4, 12), B: (10, 4) here; base.requires_grad_(False)"
+               bool(shapes) and seen["base_frozen"],
+               f"keep attributes A, B and scaling; A: ({r}, {n_in}), B: ({n_out}, {r}) here; base.requires_grad_(False)"
                if not shapes else "the wrapped base layer must be frozen: base.requires_grad_(False)")
     if not shapes:
         return
-    x = torch.randn(5, 12, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        start = call_learner(layer, x)
-    yield Part("at the start it computes exactly what the base computes (B = 0)", torch.equal(start, base(x)),
-               "initialise B to zeros (and A randomly), so B·A = 0 and the layer starts as the base layer")
+        plain = base(x)
+    start = seen["start"]
+    a_random = bool(seen["A"].abs().sum() > 0) and seen["A"].unique().numel() > 1
+    message = "initialise B to zeros (and A randomly), so B·A = 0 and the layer starts as the base layer"
+    if not a_random:
+        message = ("A is all zero (or constant) too: with A = B = 0 no gradient ever reaches either, so LoRA never "
+                   "learns; initialise A randomly (e.g. kaiming_uniform_) and B to zeros")
+    yield Part("at the start it computes exactly what the base computes (B = 0)",
+               torch.is_tensor(start) and start.shape == plain.shape and torch.equal(start, plain) and a_random
+               and bool((seen["B"] == 0).all()), message)
+    got = seen["got"]
     with torch.no_grad():
-        layer.B.normal_(generator=torch.Generator().manual_seed(2))
-        got = layer(x)
-        expected = base(x) + (x @ layer.A.T @ layer.B.T) * (8 / 4)
-        by_alpha = base(x) + (x @ layer.A.T @ layer.B.T) * 8
+        expected = plain + (x @ A.T @ B.T) * (alpha / r)
+        by_alpha = plain + (x @ A.T @ B.T) * alpha
     message = "the output should be base(x) + (alpha / r) · x Aᵀ Bᵀ"
-    if close(got, by_alpha):
+    if torch.is_tensor(got) and close(got, by_alpha) and alpha != 1:
         message = "scaled by alpha instead of alpha / r: the update would grow with the rank (a real bug in a popular course)"
-    yield Part("adds the low-rank update scaled by alpha / r", close(got, expected), message)
-    base.zero_grad(set_to_none=True)
-    got.requires_grad_(False)
-    layer(x).sum().backward()
-    grads_ok = layer.A.grad is not None and layer.B.grad is not None and base.weight.grad is None
+    yield Part("adds the low-rank update scaled by alpha / r", torch.is_tensor(got) and close(got, expected), message)
+    A_, B_ = A.clone().requires_grad_(True), B.clone().requires_grad_(True)
+    (base(x).detach() + (x @ A_.T @ B_.T) * (alpha / r)).sum().backward()
+    grads_ok = torch.is_tensor(seen["grad_A"]) and torch.is_tensor(seen["grad_B"]) and not seen["base_grad"] and \
+        close(seen["grad_A"], A_.grad, 1e-4) and close(seen["grad_B"], B_.grad, 1e-4)
     yield Part("gradients reach A and B, and not the base weight", grads_ok,
                "A and B must be nn.Parameters (trainable); the base weight must get no gradient")
 
 
-@register("6.2", "merging LoRA into the weight", 3, merge_reference, "minitransformer.check.ch6.merge_reference")
+@register("6.2", "merging LoRA into the weight", 3, merge_reference, "minitransformer.check.ch6.merge_reference",
+          forbidden=(lora.LoRALinear, lora.merge_lora, lora.merge_and_unload))
 def _check_merge(merge_fn):
-    layer = LoRALinearReference(_base_layer(), r=4, alpha=8)
+    n_in, _, r, alpha = _sizes()
+    layer = LoRALinearReference(_base_layer(), r=r, alpha=alpha)
     with torch.no_grad():
-        layer.B.normal_(generator=torch.Generator().manual_seed(3))
+        layer.B.normal_(generator=generator(3))
     before = layer.base.weight.detach().clone()
     merged = call_learner(merge_fn, layer)
     yield Part("returns an nn.Linear of the same shape", isinstance(merged, nn.Linear)
                and merged.weight.shape == layer.base.weight.shape, f"got {type(merged).__name__}")
     if not isinstance(merged, nn.Linear):
         return
-    x = torch.randn(6, 12, generator=torch.Generator().manual_seed(4))
+    x = torch.randn(6, n_in, generator=generator(4))
     with torch.no_grad():
         same = close(merged(x), layer(x))
     message = "merged(x) should equal the LoRA layer's output: W' = W + scaling · B @ A, bias unchanged"
@@ -104,24 +147,38 @@ def _check_merge(merge_fn):
                "build a new weight (e.g. W + ...) instead of adding into layer.base.weight in place")
 
 
-@register("6.3", "choosing LoRA targets by name", 3, lora_targets_reference, "minitransformer.check.ch6.lora_targets_reference")
+@register("6.3", "choosing LoRA targets by name", 3, lora_targets_reference, "minitransformer.check.ch6.lora_targets_reference",
+          forbidden=(find_targets, lora.add_lora))
 def _check_targets(fn):
-    model = load_base()
-    got = call_learner(fn, model, ("q_proj", "v_proj"))
-    want = lora_targets_reference(model, ("q_proj", "v_proj"))
+    if pick(0, True, False):
+        model = load_base()
+    else:
+        torch.manual_seed(seed(60))
+        model = MiniTransformer(ModelConfig(n_layer=pick(1, 3, 4, 5), d_model=32))
+    first, second = pick(2, (("q_proj", "v_proj"), ("fc_in", "fc_out")), (("k_proj", "fc_out"), ("q_proj", "out_proj")),
+                         (("v_proj", "fc_in"), ("k_proj", "q_proj", "v_proj")))
+    got = call_learner(fn, copy.deepcopy(model), first)
+    want = lora_targets_reference(model, first)
     yield Part("finds the query and value projections of every block", got == want, f"you returned {got!r}, expected {want}")
-    got = call_learner(fn, model, ("fc_in", "fc_out"))
-    want = lora_targets_reference(model, ("fc_in", "fc_out"))
+    got = call_learner(fn, copy.deepcopy(model), second)
+    want = lora_targets_reference(model, second)
     yield Part("finds the MLP layers", got == want, f"you returned {got!r}, expected {want}")
-    try:
-        result = fn(model, ("query",))
-        raised, message = False, f"a target that matches nothing returned {result!r}: raise a ValueError instead, naming what exists"
-    except ValueError:
-        raised, message = True, ""
-    except NotImplementedError as error:
-        raise StubError() from error
-    except Exception as error:
-        raised, message = False, f"raise a ValueError (you raised {type(error).__name__})"
+    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    raised, message = True, ""
+    for targets, what in (((pick(3, "query", "attn", "proj", "mlp"),), "a target that matches nothing"),
+                          ((first[0], pick(4, "v_prj", "q_pro", "fc_ot", "k-proj")), "a typo in one of two targets")):
+        try:
+            result = call_learner(fn, copy.deepcopy(model), targets)
+            raised, message = False, f"{what} ({targets}) returned {result!r}: raise a ValueError instead, naming what exists"
+        except StubError:
+            raise
+        except ValueError as error:
+            if not all(name in str(error) for name in linear):
+                raised, message = False, f"the ValueError for {what} must list the linear layers that exist, e.g. {linear[:3]}"
+        except Exception as error:  # noqa: BLE001 (the learner's mistake, reported)
+            raised, message = False, f"raise a ValueError (you raised {type(error).__name__})"
+        if not raised:
+            break
     yield Part("a target that matches nothing is an error, not a silent no-op", raised, message)
 
 

@@ -4,8 +4,11 @@ import torch
 import torch.nn as nn
 
 from ..model import causal_attention
+from ..peft.ia3 import IA3Layer, add_ia3
+from ..peft.prefix import PrefixKV, add_prefix
+from ..peft.prompt import SoftPrompt, add_prompt
 from .ch1 import close
-from .core import Part, call_learner, checker, register
+from .core import Part, call_learner, call_probe, checker, generator, pick, register
 
 
 class SoftPromptReference(nn.Module):
@@ -36,57 +39,92 @@ def attention_with_prefix_reference(q, k, v, prefix_k, prefix_v):
     return out
 
 
-@register("7.1", "a soft prompt", 3, SoftPromptReference, "minitransformer.check.ch7.SoftPromptReference")
-def _check_soft_prompt(cls):
-    torch.manual_seed(0)
-    module = call_learner(cls, 3, 8)
+def _probe_soft_prompt(cls, n, d, prompt, x):
+    """Runs where the learner's code is: their module's parameters; its output and gradient with the judge's prompt."""
+    module = cls(n, d)
     params = dict(module.named_parameters()) if isinstance(module, nn.Module) else {}
-    ok = list(params) == ["prompt"] and tuple(params["prompt"].shape) == (3, 8)
-    yield Part("one parameter, `prompt`, of shape (n_tokens, d_model)", ok, f"its parameters: {[(n, tuple(p.shape)) for n, p in params.items()]}")
+    seen = {"params": [[name, list(p.shape)] for name, p in params.items()]}
+    if list(params) == ["prompt"] and params["prompt"].shape == prompt.shape:
+        with torch.no_grad():
+            module.prompt.copy_(prompt)
+        out = module(x)
+        seen["out"] = out.detach() if torch.is_tensor(out) else out
+        if torch.is_tensor(out) and out.requires_grad:
+            out.sum().backward()
+        seen["grad"] = module.prompt.grad
+    return seen
+
+
+@register("7.1", "a soft prompt", 3, SoftPromptReference, "minitransformer.check.ch7.SoftPromptReference",
+          forbidden=(SoftPrompt, add_prompt))
+def _check_soft_prompt(cls):
+    n, d, B, T = pick(1, (3, 8, 2, 5), (4, 6, 3, 7), (2, 10, 1, 4), (5, 4, 2, 3))
+    prompt = torch.randn(n, d, generator=generator(4))
+    x = torch.randn(B, T, d, generator=generator(1))
+    seen = call_probe(_probe_soft_prompt, cls, n, d, prompt, x)
+    ok = [name for name, _ in seen["params"]] == ["prompt"] and seen["params"][0][1] == [n, d]
+    yield Part("one parameter, `prompt`, of shape (n_tokens, d_model)", ok, f"its parameters: {[tuple(p) for p in seen['params']]}")
     if not ok:
         return
-    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(1))
-    out = call_learner(module, x)
-    right = torch.is_tensor(out) and out.shape == (2, 8, 8) and torch.equal(out[:, 3:], x) and \
-        torch.equal(out[0, :3], module.prompt) and torch.equal(out[1, :3], module.prompt)
-    message = f"expected shape (2, 8, 8): the 3 prompt vectors, then the 5 input vectors, for every sequence"
-    if torch.is_tensor(out) and out.shape == (2, 8, 8) and torch.equal(out[:, :5], x):
+    out = seen.get("out")
+    shape = (B, n + T, d)
+    right = torch.is_tensor(out) and out.shape == shape and torch.equal(out[:, n:], x) and \
+        all(torch.equal(out[b, :n], prompt) for b in range(B))
+    message = f"expected shape {shape}: the {n} prompt vectors, then the {T} input vectors, for every sequence"
+    if torch.is_tensor(out) and out.shape == shape and torch.equal(out[:, :T], x):
         message = "the prompt goes in front of the input, not after it"
     yield Part("puts the prompt in front of each sequence's embeddings", right, message)
     if right:
-        out.sum().backward()
-        yield Part("the prompt receives gradients", module.prompt.grad is not None,
+        grad = seen.get("grad")
+        yield Part("the prompt receives gradients", torch.is_tensor(grad) and close(grad, torch.full((n, d), float(B))),
                    "keep the prompt an nn.Parameter and use it in forward (no .detach())")
     else:
         yield Part("the prompt receives gradients", False, "fix the forward pass first")
 
 
-@register("7.2", "an IA3 scaling vector", 3, IA3ScaleReference, "minitransformer.check.ch7.IA3ScaleReference")
-def _check_ia3(cls):
-    module = call_learner(cls, 6)
+def _probe_ia3(cls, features, x, scale):
+    """Runs where the learner's code is: their module's parameters, its output at the start and with the judge's scale."""
+    module = cls(features)
     params = dict(module.named_parameters()) if isinstance(module, nn.Module) else {}
-    yield Part("one parameter, `scale`, with one number per feature", list(params) == ["scale"] and params["scale"].shape == (6,),
-               f"its parameters: {[(n, tuple(p.shape)) for n, p in params.items()]}")
-    if list(params) != ["scale"]:
+    seen = {"params": [[name, list(p.shape)] for name, p in params.items()]}
+    if list(params) == ["scale"]:
+        with torch.no_grad():
+            seen["start"] = module(x)
+            if params["scale"].shape == scale.shape:
+                module.scale.copy_(scale)
+                seen["scaled"] = module(x)
+    return seen
+
+
+@register("7.2", "an IA3 scaling vector", 3, IA3ScaleReference, "minitransformer.check.ch7.IA3ScaleReference",
+          forbidden=(IA3Layer, add_ia3))
+def _check_ia3(cls):
+    features, rows = pick(1, (6, 4), (9, 3), (5, 7), (12, 2))
+    x = torch.randn(rows, features, generator=generator(2))
+    scale = pick(2, torch.arange(1.0, features + 1), torch.randn(features, generator=generator(6)))
+    seen = call_probe(_probe_ia3, cls, features, x, scale)
+    names = [name for name, _ in seen["params"]]
+    yield Part("one parameter, `scale`, with one number per feature", names == ["scale"] and seen["params"][0][1] == [features],
+               f"its parameters: {[tuple(p) for p in seen['params']]}")
+    if names != ["scale"]:
         return
-    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(2))
-    out = call_learner(module, x)
-    yield Part("starts as the identity (scale = 1)", torch.is_tensor(out) and torch.equal(out, x),
+    out = seen.get("start")
+    yield Part("starts as the identity (scale = 1)", torch.is_tensor(out) and out.shape == x.shape and torch.equal(out, x),
                "initialise the scale to ones, so the model starts unchanged" + (
-                   " (zeros would switch the layer off)" if torch.is_tensor(out) and torch.equal(out, torch.zeros_like(x)) else ""))
-    with torch.no_grad():
-        module.scale.copy_(torch.arange(1.0, 7.0))
-    out = module(x)
-    yield Part("multiplies each feature by its own scale", torch.is_tensor(out) and close(out, x * torch.arange(1.0, 7.0)),
+                   " (zeros would switch the layer off)" if torch.is_tensor(out) and out.shape == x.shape
+                   and torch.equal(out, torch.zeros_like(x)) else ""))
+    out = seen.get("scaled")
+    yield Part("multiplies each feature by its own scale", torch.is_tensor(out) and close(out, x * scale),
                "the output should be x * scale (element-wise, feature by feature)")
 
 
 @register("7.3", "attention with a key/value prefix", 4, attention_with_prefix_reference,
-          "minitransformer.check.ch7.attention_with_prefix_reference")
+          "minitransformer.check.ch7.attention_with_prefix_reference", forbidden=(PrefixKV, add_prefix))
 def _check_prefix(fn):
-    g = torch.Generator().manual_seed(3)
-    q, k, v = (torch.randn(2, 2, 5, 4, generator=g) for _ in range(3))
-    pk, pv = (torch.randn(2, 2, 3, 4, generator=g) for _ in range(2))
+    g = generator(3)
+    B, H, T, P, hd = pick(1, (2, 2, 5, 3, 4), (1, 3, 7, 2, 8), (2, 1, 4, 5, 6), (3, 2, 6, 1, 4))
+    q, k, v = (torch.randn(B, H, T, hd, generator=g) for _ in range(3))
+    pk, pv = (torch.randn(B, H, P, hd, generator=g) for _ in range(2))
     out = call_learner(fn, q, k, v, pk, pv)
     yield Part("returns one output per query: shape (B, H, T, head_dim)", torch.is_tensor(out) and out.shape == q.shape,
                f"got {tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}, expected {tuple(q.shape)}")
@@ -97,12 +135,15 @@ def _check_prefix(fn):
     k2, v2 = k.clone(), v.clone()
     k2[..., -1, :] += 2.0
     v2[..., -1, :] += 2.0
-    out2 = fn(q, k2, v2, pk, pv)
-    yield Part("still causal within the sequence", torch.allclose(out2[..., :-1, :], out[..., :-1, :], atol=1e-6),
+    out2 = call_learner(fn, q, k2, v2, pk, pv)
+    yield Part("still causal within the sequence", torch.is_tensor(out2) and out2.shape == out.shape and
+               torch.allclose(out2[..., :-1, :], out[..., :-1, :], atol=1e-6),
                "an earlier output changed when the last token changed: keep the causal mask for the sequence's own keys")
     pk2 = pk.clone()
     pk2[..., -1, :] += 2.0
-    first_moved = not torch.allclose(fn(q, k, v, pk2, pv)[..., 0, :], out[..., 0, :], atol=1e-6)
+    out3 = call_learner(fn, q, k, v, pk2, pv)
+    first_moved = torch.is_tensor(out3) and out3.shape == out.shape and \
+        not torch.allclose(out3[..., 0, :], out[..., 0, :], atol=1e-6)
     yield Part("every query, even the first, sees every prefix key", first_moved,
                "the first query ignores the prefix: the mask must let query i see all P prefix keys and keys 0..i "
                "(torch.ones(T, P + T).tril(diagonal=P))")

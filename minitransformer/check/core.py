@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import random
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
+
+# --- hidden inputs ------------------------------------------------------------------------------------------
+# In a notebook every check uses the inputs shown there (HIDDEN_SEED is None). The grader's judge sets
+# HIDDEN_SEED once per grading run: each check then draws its inputs (values and, where it matters, shapes and
+# sizes) from that seed, which the learner never sees, so hard-coded or shape-specific answers fail.
+HIDDEN_SEED: int | None = None
+
+
+def seed(n: int) -> int:
+    """The seed for a check's n-th random input: n in a notebook, drawn from the hidden seed when grading."""
+    return n if HIDDEN_SEED is None else random.Random(f"{HIDDEN_SEED}/{n}").randrange(2**31)
+
+
+def generator(n: int):
+    """A torch.Generator seeded with seed(n)."""
+    import torch
+
+    return torch.Generator().manual_seed(seed(n))
+
+
+def pick(n: int, shown, *hidden):
+    """`shown` in a notebook; when grading, one of `hidden` chosen by the hidden seed."""
+    return shown if HIDDEN_SEED is None else random.Random(f"{HIDDEN_SEED}/pick/{n}").choice(hidden)
 
 
 
@@ -60,32 +84,81 @@ class Exercise:
     max_points: int
     reference: Any
     reference_name: str
+    forbidden: tuple = ()  # library objects that do this exercise's work: unusable while it is graded
 
 
 EXERCISES: dict[str, Exercise] = {}
 RESULTS: dict[str, CheckResult] = {}  # the latest result per exercise, in this process
 
 
-def register(id: str, title: str, max_points: int, reference, reference_name: str):
+def register(id: str, title: str, max_points: int, reference, reference_name: str, forbidden: tuple = ()):
+    """`forbidden`: library functions or classes that do the exercise for the learner (its reference is always
+    forbidden); the grader scores a submission that uses one 0 ("uses the library's reference")."""
     def decorator(parts_fn):
-        EXERCISES[id] = Exercise(id, title, parts_fn, max_points, reference, reference_name)
+        EXERCISES[id] = Exercise(id, title, parts_fn, max_points, reference, reference_name, (reference, *forbidden))
         return parts_fn
 
     return decorator
 
 
-AFTER_LEARNER_CALL: list[Callable[[], None]] = []  # the grader's integrity checks
+class LearnerError(Exception):
+    """The learner's code raised, in the grader's sandbox; `where` says where (file, line, source)."""
+
+    def __init__(self, message: str, where: str = ""):
+        super().__init__(message)
+        self.where = where
+
+
+class Remote:
+    """The grader's stand-in for a learner's function or class that lives in the sandbox.
+
+    Calling it (or `call_learner(remote, ...)`) runs the learner's code there on the given inputs and returns
+    the result rebuilt as plain data (tensors, numbers, strings, lists, dicts, nn.Linear); other objects come
+    back as `Opaque`. A check that needs more of a learner's object (its parameters, its forward pass after a
+    change) calls `call_probe(probe, candidate, ...)`: the probe runs next to the learner's code and returns
+    plain data. A check written without probes is still graded safely: it only ever sees plain data.
+    """
+
+    def __init__(self, transport, name: str):
+        self.transport, self.__name__ = transport, name
+
+    def __call__(self, *args):
+        return call_learner(self, *args)
+
+    def __repr__(self):
+        return f"<learner's {self.__name__}, in the sandbox>"
+
+
+class Opaque:
+    """An object of the learner's that cannot travel as plain data; only its type name comes back."""
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+        self.__name__ = type_name
+
+    def __repr__(self):
+        return f"<{self.type_name} object>"
 
 
 def call_learner(fn, *args):
     """Call learner code; a NotImplementedError means the exercise is still a stub."""
+    if isinstance(fn, Remote):
+        return fn.transport.call(fn, args)
     try:
         return fn(*args)
     except NotImplementedError as error:
         raise StubError() from error
-    finally:
-        for hook in AFTER_LEARNER_CALL:
-            hook()
+
+
+def call_probe(probe, candidate, *args):
+    """Run `probe(candidate, *args)` where the learner's code is: in this process in a notebook, in the
+    sandbox when grading. A probe is trusted code of the check module that returns plain data only."""
+    if isinstance(candidate, Remote):
+        return candidate.transport.probe(probe, candidate, args)
+    try:
+        return probe(candidate, *args)
+    except NotImplementedError as error:
+        raise StubError() from error
 
 
 def run(exercise_id: str, candidate) -> CheckResult:
@@ -100,6 +173,9 @@ def run(exercise_id: str, candidate) -> CheckResult:
     except StubError:
         result.status = "stub"
         result.parts = []  # a stub earns nothing
+    except LearnerError as error:  # raised in the grader's sandbox
+        result.status = "error"
+        result.detail = f"✘ your code raised {error} {error.where}".rstrip()
     except Exception as error:  # the learner's code crashed: say where, in one line
         frame = traceback.extract_tb(error.__traceback__)[-1]
         result.status = "error"
