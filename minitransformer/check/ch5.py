@@ -109,7 +109,8 @@ def _check_init(init_fn):
                f"it changes h by up to {change:.3g}: start `up` at zero (weights and bias), so up(·) = 0")
     trainable = adapter.down.weight.abs().sum().item() > 0
     yield Part("down is not all zero (or no gradient could ever reach up's input)", trainable,
-               "if down is zero too, up only ever sees relu(0) = 0 and never learns; keep down small but random")
+               "if down is zero too, up's weight only ever sees relu(0) = 0 and down gets no gradient through "
+               "a zero up: only up's bias (one constant vector) could learn; keep down small but random")
 
 
 def _slot(path: str):
