@@ -1,0 +1,98 @@
+"""What a learner reads: no authoring leftovers, a glossary link, predictions and questions in every chapter."""
+
+import ast
+import importlib
+import re
+
+import nbformat
+import pytest
+
+from minitransformer.notebooks import CHAPTERS, SOLUTIONS
+
+NOTEBOOKS = sorted(SOLUTIONS.glob("*.ipynb")) + sorted(CHAPTERS.glob("*.ipynb"))
+SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*.ipynb"))
+
+# Words that only an author's draft would show a learner.
+LEFTOVERS = re.compile(r"seed outline|the outline|seed document|\bTODO\b|\bFIXME\b|\bXXX\b|\{\{|\}\}|<placeholder|"
+                       r"lorem ipsum|\?\?\?", re.IGNORECASE)
+# A markdown heading written as a comment inside a code cell: section text stranded in code.
+STRANDED_HEADING = re.compile(r"^\s*#\s+#{1,4}\s+\S", re.MULTILINE)
+BACKTICKED = re.compile(r"`[^`]*`")
+
+
+def _id(path):
+    return f"{path.parent.name}/{path.name}"
+
+
+def constants_assigned(nb) -> set[str]:
+    """ALL_CAPS names the notebook's code assigns (e.g. STEPS = 150): they must not leak into prose bare."""
+    names = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue  # cells with IPython magics
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", node.id):
+                names.add(node.id)
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_markdown_has_no_authoring_leftovers(path):
+    nb = nbformat.read(path, as_version=4)
+    constants = constants_assigned(nb)
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for match in LEFTOVERS.finditer(cell.source):
+                problems.append(f"cell {index}: {match.group(0)!r}")
+            prose = BACKTICKED.sub("", cell.source)
+            for name in constants:
+                if re.search(rf"\b{name}\b", prose):
+                    problems.append(f"cell {index}: the code constant {name} appears in prose (unrendered placeholder?)")
+        elif cell.cell_type == "code" and STRANDED_HEADING.search(cell.source):
+            problems.append(f"cell {index}: a markdown heading sits as a comment inside a code cell")
+    assert problems == [], f"{_id(path)}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_every_chapter_links_the_glossary_and_states_its_time(path):
+    nb = nbformat.read(path, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "README.md#glossary" in markdown, f"{_id(path)} never links to the glossary (../README.md#glossary)"
+    opening = next(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert re.search(r"\d+\s*(?:[-–]\s*\d+\s*)?min", opening), f"{_id(path)}: the opening cell gives no time for a learner"
+
+
+def _calls(nb, name: str) -> list[ast.Call]:
+    calls = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        calls += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                  and n.func.attr == name and isinstance(n.func.value, ast.Name) and n.func.value.id == "check"]
+    return calls
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=_id)
+def test_every_chapter_asks_for_predictions_and_ends_with_questions(path):
+    nb = nbformat.read(path, as_version=4)
+    chapter = nb.metadata["minitransformer"]["chapter"]
+    assert len(_calls(nb, "prediction")) >= 2, f"{_id(path)}: fewer than 2 'predict first' checks"
+    quizzes = _calls(nb, "quiz")
+    assert len(quizzes) == 1, f"{_id(path)}: expected one check.quiz(...) at the end, found {len(quizzes)}"
+    assert ast.literal_eval(quizzes[0].args[0]) == chapter
+    questions = importlib.import_module(f"minitransformer.check.quizzes.ch{chapter:02d}").QUESTIONS
+    assert 3 <= len(questions) <= 5, f"chapter {chapter} has {len(questions)} questions; 3-5 expected"
+    assert len({q.id for q in questions}) == len(questions)
+    for q in questions:
+        assert q.explanation.strip(), f"chapter {chapter} {q.id} has no explanation"
+        if q.choices:
+            assert str(q.answer).lower() in q.choices, f"chapter {chapter} {q.id}: answer not among its choices"
