@@ -1,4 +1,4 @@
-"""Checks for chapter 8's exercises: tuning a learning rate over seeds, summarising seeds, the Pareto front."""
+"""Checks for chapter 8's exercises: tuning a learning rate on validation over seeds, summarising seeds, the Pareto front."""
 
 import random
 
@@ -8,20 +8,21 @@ from .core import Part, call_learner, checker, pick, register, seed
 from . import core
 
 
-def tuned_lr_reference(runs: list[dict], method: str) -> float:
-    """The learning rate with the best *mean* accuracy over seeds for `method`."""
+def tuned_lr_reference(runs: list[dict], method: str, key: str = "val_accuracy") -> float:
+    """The learning rate with the best *mean validation* accuracy over seeds for `method` (smaller on a tie)."""
     lrs = sorted({r["lr"] for r in runs if r["method"] == method})
-    mean = {lr: np.mean([r["accuracy"] for r in runs if r["method"] == method and r["lr"] == lr]) for lr in lrs}
+    mean = {lr: np.mean([r[key] for r in runs if r["method"] == method and r["lr"] == lr]) for lr in lrs}
     return max(lrs, key=lambda lr: mean[lr])
 
 
 def seed_summary_reference(runs: list[dict], method: str, lr: float) -> dict:
-    """Mean and (population) standard deviation of accuracy and forgetting over the seeds of one setting."""
+    """Mean and sample standard deviation (ddof=1, as the t-interval uses) of test accuracy and exact-match
+    forgetting over the seeds of one setting."""
     chosen = [r for r in runs if r["method"] == method and r["lr"] == lr]
-    accuracy = np.array([r["accuracy"] for r in chosen])
-    forgot = np.array([r["forgetting"] for r in chosen])
-    return {"accuracy": float(accuracy.mean()), "accuracy_std": float(accuracy.std()),
-            "forgetting": float(forgot.mean()), "forgetting_std": float(forgot.std())}
+    accuracy = np.array([r["test_accuracy"] for r in chosen])
+    forgot = np.array([r["forgetting_em"] for r in chosen])
+    return {"accuracy": float(accuracy.mean()), "accuracy_std": float(accuracy.std(ddof=1)),
+            "forgetting": float(forgot.mean()), "forgetting_std": float(forgot.std(ddof=1))}
 
 
 def pareto_front_reference(points: dict) -> list[str]:
@@ -65,10 +66,17 @@ def _runs():
         tables = {"A": _hidden_table(rng), "B": _hidden_table(rng)}
     rows = []
     for method, table in tables.items():
+        # test accuracy: worst at the rate validation prefers, best at another one, so choosing on test shows
+        best_val = _best_by(table, lambda a: round(float(np.mean(a)), 9))[0]
+        lrs = list(table)
+        best_test = lrs[(lrs.index(best_val) + 1) % len(lrs)]
         for lr, accuracies in table.items():
+            test = 0.6 if lr == best_val else 0.9 if lr == best_test else 0.75
             for s, accuracy in enumerate(accuracies):
-                rows.append({"method": method, "lr": lr, "seed": s, "accuracy": accuracy,
-                             "forgetting": round(0.1 * (s + 1) if core.HIDDEN_SEED is None else random.Random(f"{lr}/{s}").random(), 3)})
+                rows.append({"method": method, "lr": lr, "seed": s, "val_accuracy": accuracy,
+                             "test_accuracy": round(test - 0.01 * s, 3),
+                             "forgetting_em": round(0.1 * (s + 1) if core.HIDDEN_SEED is None else random.Random(f"{lr}/{s}").random(), 3),
+                             "forgetting_loss": round(0.05 * (s + 1), 3)})
     return rows
 
 
@@ -82,13 +90,16 @@ def _check_tuned(fn):
         table = {}
         for r in runs:
             if r["method"] == method:
-                table.setdefault(r["lr"], []).append(r["accuracy"])
+                table.setdefault(r["lr"], []).append(r["val_accuracy"])
         other = [name for name, rule in _RULES.items() if got in _best_by(table, rule)]
-        if other and got != want:
+        if got != want and got == tuned_lr_reference(runs, method, key="test_accuracy"):
+            message += (": that lr is best on the test set; choose on validation (val_accuracy) and keep the "
+                        "test set for reporting")
+        elif other and got != want:
             message += f": that lr is best by {other[0]}; choose by the mean over seeds, which luck moves less"
         elif isinstance(got, float) and 0.5 < got <= 1:
             message += ": that looks like an accuracy; return the learning rate"
-        yield Part(f"picks the best mean learning rate for method {method}", got == want, message)
+        yield Part(f"picks the best mean validation accuracy for method {method}", got == want, message)
 
 
 @register("8.2", "summarising seeds", 2, seed_summary_reference, "minitransformer.check.ch8.seed_summary_reference")
@@ -105,9 +116,11 @@ def _check_summary(fn):
         bad = [k for k in want if abs(got[k] - want[k]) > 1e-9]
         message = f"{bad[0]}: you said {got[bad[0]]:.4f}, expected {want[bad[0]]:.4f}" if bad else ""
         if bad and bad[0].endswith("_std"):
-            values = np.array([r[bad[0][:-4]] for r in runs if r["method"] == method and r["lr"] == lr])
-            if abs(got[bad[0]] - values.std(ddof=1)) < 1e-9:
-                message += " — use the population standard deviation (numpy's default, ddof=0)"
+            key = {"accuracy_std": "test_accuracy", "forgetting_std": "forgetting_em"}[bad[0]]
+            values = np.array([r[key] for r in runs if r["method"] == method and r["lr"] == lr])
+            if abs(got[bad[0]] - values.std()) < 1e-9:
+                message += (" — use the sample standard deviation (ddof=1), the one the t-interval uses; "
+                            "numpy's default is ddof=0")
         yield Part(f"correct for {method} at lr {lr}", not bad, message)
 
 
