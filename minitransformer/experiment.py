@@ -279,28 +279,50 @@ def recheck(results: dict, n: int = 3) -> list[dict]:
     return report
 
 
+def prepared_model(results: dict, method: str):
+    """A fresh Classifier on the study's base, prepared with `method` exactly as the study prepared it (untrained)."""
+    from .model import Classifier
+
+    study = _study(results["study"])
+    if method not in study.methods:
+        raise ValueError(f"study {results['study']!r} has no method {method!r}; it has {sorted(study.methods)}")
+    model = Classifier(load_base(study.methods[method].n_layer))
+    if study.methods[method].prepare is not None:
+        study.methods[method].prepare(model)
+    return model
+
+
+def adapter_file_bytes(model) -> int:
+    """Bytes of the weights file `peft.save_adapter` writes for `model`: what one more task costs on disk
+    (the adapter, any trained base parameters and the task head; for full fine-tuning, every weight)."""
+    import tempfile
+
+    from .peft import save_adapter
+
+    with tempfile.TemporaryDirectory() as folder:
+        return save_adapter(model, Path(folder) / "adapter").stat().st_size
+
+
 def card_rows(results: dict, up_to_chapter: int, batch: dict | None = None) -> list[dict]:
     """Rows for `plotting.cost_card`: every tuned method of a study introduced up to `up_to_chapter`.
 
     Accuracy and forgetting (per seed, test set, at the chosen rate) come from the study's results; parameter
-    counts and training-step memory are measured live on `batch` (64 examples of the study's task by default).
+    counts and training-step memory are measured live on `batch` (64 examples of the study's task by default),
+    and so is the size of the file one task's weights take (`adapter_bytes`, see `adapter_file_bytes`).
     """
     from .data import encode, make_examples
     from .measure import method_profile
-    from .model import Classifier
 
-    study = _study(results["study"])
     batch = batch if batch is not None else encode(make_examples(results["task"], 64, seed=0))
     rows = []
     for name, entry in results["methods"].items():
         if entry["chapter"] > up_to_chapter or "test" not in entry:
             continue
-        model = Classifier(load_base(entry["n_layer"]))
-        if study.methods[name].prepare is not None:
-            study.methods[name].prepare(model)
+        model = prepared_model(results, name)
         profile = method_profile(model, batch)
         rows.append({"method": name, "chapter": entry["chapter"], "trainable": profile["trainable"],
                      "total": profile["total"], "memory": profile["memory"],
+                     "adapter_bytes": adapter_file_bytes(model),
                      "accuracy": entry["test"]["test_accuracy"], "forgetting_em": entry["test"]["forgetting_em"],
                      "forgetting_loss": entry["test"]["forgetting_loss"]})
     return rows
