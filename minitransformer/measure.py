@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -149,6 +152,20 @@ def method_profile(model, batch: dict, optimizer_cls=torch.optim.AdamW, **optimi
     return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"], "memory": memory}
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (where C++ libraries log) for the duration of the block."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _allocations(prof) -> list[tuple[int, int, int, int]]:
     """(time ns, bytes (+ allocated, - freed), allocator's total live bytes, address) of every allocator
     event the profiler recorded, in time order."""
@@ -189,13 +206,19 @@ def observed_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **
     if not params:
         raise ValueError("the model has no trainable parameters (every requires_grad is False)")
     optimizer = optimizer_cls(params, **optimizer_kwargs)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_stderr():  # the profiler's C++ side logs its start and stop to stderr
+        prof.start()
+    try:
         with record_function("step:forward"), ActivationMeter(model) as meter:
             loss = loss_on_batch(model, batch)
         with record_function("step:backward"):
             loss.backward()
         with record_function("step:optimizer"):
             optimizer.step()
+    finally:
+        with _quiet_stderr():
+            prof.stop()
     events, marks = _allocations(prof)
     if not events or set(marks) != {"step:forward", "step:backward", "step:optimizer"}:
         raise RuntimeError("the profiler recorded no allocations; this PyTorch build cannot observe memory")

@@ -4,8 +4,9 @@ Rules every course figure follows (the helpers here apply them; new figures shou
 - Every series has its own colour AND marker: `series_style(i)` for up to 16 series, `method_style(name)` for
   a PEFT method, the same in every chapter. The default colour cycle is the same 16 colours.
 - A title, and every axis labelled with its unit ("bytes (MB)", "nats per answer token", "fraction").
-- Scale: linear where growth is linear or the values span less than two decades; log where they span two
-  decades or more. The caller decides; `axis_scale(values)` states the rule in code.
+- Scale: linear where growth is linear (whatever its range) or the values span less than two decades; log
+  where they span two decades or more. The caller decides; `axis_scale(values, linear_growth)` states the
+  rule in code.
 - Legends never cover data: `legend_outside(ax)` puts them below the axes.
 - Tick labels never overlap: `tidy_ticks(ax)` rotates x labels that would collide.
 - A mean is drawn with its 95% Student-t interval and the individual seeds as dots: `plot_means`.

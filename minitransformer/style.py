@@ -93,16 +93,16 @@ def styles_for(names) -> dict[str, dict]:
     return styles
 
 
-def axis_scale(values, decades: float = 2.0) -> str:
-    """The course's scale rule: "log" if the positive values span `decades` decades or more, else "linear".
-
-    Linear growth (copies of a model, memory vs prompt length) stays linear; parameter counts from a
-    thousand to a million go on a log axis.
+def axis_scale(values, linear_growth: bool = False, decades: float = 2.0) -> str:
+    """The course's scale rule: "log" if the positive values span `decades` decades or more, else "linear" —
+    except that a quantity known to grow linearly (storage of N copies, memory vs prompt length) always gets
+    a linear axis, where its straight line is the message. Parameter counts from a thousand to a million go
+    on a log axis.
     """
     values = [float(v) for v in values]
     if not values:
         raise ValueError("axis_scale needs at least one value")
-    if min(values) <= 0:
+    if linear_growth or min(values) <= 0:
         return "linear"
     return "log" if math.log10(max(values) / min(values)) >= decades else "linear"
 

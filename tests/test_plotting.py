@@ -117,6 +117,7 @@ def test_sixteen_series_have_distinct_colours_and_markers():
 def test_scale_rule():
     assert plotting.axis_scale([1, 2, 3, 50]) == "linear"
     assert plotting.axis_scale([1_000, 100_000]) == "log"
+    assert plotting.axis_scale(range(1, 101), linear_growth=True) == "linear"
 
 
 def test_overlapping_tick_labels_are_rotated():
