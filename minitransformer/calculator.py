@@ -130,3 +130,55 @@ def quantized_weight_bits(bits: int, group_size: int, scale_bytes: int = 2) -> f
 
 def gigabytes(n: float) -> float:
     return n / 1e9
+
+
+# QLoRA's own configuration (Dettmers et al., 2023), to reproduce "a 65B model fine-tuned on one 48 GB GPU".
+LLAMA_65B = DecoderShape("LLaMA-65B", 80, 8192, 64, 32000, 2048, mlp_hidden=22016, gated_mlp=True,
+                         tied_embeddings=False, learned_positions=False, bias=False)
+NF4_DOUBLE_QUANT_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # NF4 codes, 8-bit block scales, 32-bit scale per 256 scales
+
+
+def linear_shapes(shape: DecoderShape) -> list[tuple[int, int]]:
+    """(in, out) of every linear layer of one block: q, k, v, out; then the MLP's (gate, up, down or in, out)."""
+    d = shape.d_model
+    hidden = shape.mlp_hidden or 4 * d
+    kv = d * (shape.kv_heads or shape.n_head) // shape.n_head
+    mlp = [(d, hidden), (d, hidden), (hidden, d)] if shape.gated_mlp else [(d, hidden), (hidden, d)]
+    return [(d, d), (d, kv), (d, kv), (d, d)] + mlp
+
+
+def lora_parameters(shape: DecoderShape, r: int) -> int:
+    """LoRA of rank r on every linear layer of every block: r·(in + out) per layer."""
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ValueError(f"r must be a positive int, got {r!r}")
+    return shape.n_layer * sum(r * (i + o) for i, o in linear_shapes(shape))
+
+
+def qlora_memory(shape: DecoderShape = LLAMA_65B, r: int = 64, batch: int = 1, seq: int = 512,
+                 weight_bits: float = NF4_DOUBLE_QUANT_BITS, checkpointing: bool = True) -> dict[str, float]:
+    """Bytes of one QLoRA training step in the paper's configuration.
+
+    - Every linear layer of the blocks frozen in `weight_bits` (NF4 with double quantization: 4.127);
+      embeddings, LM head and norms kept in 16 bits.
+    - LoRA r on every linear layer, adapters in bf16 with bf16 gradients and two fp32 Adam moments:
+      2 + 2 + 8 = 12 bytes per trainable parameter, no fp32 master copy.
+    - Activations: 16-bit, fused attention, with or without checkpointing (`activation_bytes`); the paper
+      uses checkpointing, and paged optimizers move Adam states to CPU memory during rare spikes, which this
+      steady-state estimate leaves out (as it leaves out buffers and fragmentation).
+    Returns {"weights", "gradients", "optimizer", "activations"} (bytes), the keys of `training_memory`.
+    """
+    check = [("batch", batch), ("seq", seq)]
+    for name, value in check:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not 0 < weight_bits <= 32:
+        raise ValueError(f"weight_bits must be in (0, 32], got {weight_bits!r}")
+    linear = shape.n_layer * sum(i * o for i, o in linear_shapes(shape))
+    other = shape.parameters() - linear  # embeddings, LM head, norms
+    adapters = lora_parameters(shape, r)
+    return {
+        "weights": linear * weight_bits / 8 + other * 2 + adapters * 2,
+        "gradients": adapters * 2,
+        "optimizer": adapters * 8,
+        "activations": activation_bytes(shape, batch, seq, "mixed", True, checkpointing),
+    }
