@@ -114,7 +114,8 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
     ax_mem.set_xlabel(f"bytes in one training step ({unit})")
     ax_mem.set_title("2. Training-step memory by part")
     ax_mem.margins(x=0.25)
-    parts = [Patch(facecolor=colour, edgecolor="black", linewidth=0.5, label=label) for _, label, colour in MEMORY_PARTS]
+    parts = [Patch(facecolor=colour, edgecolor="black", linewidth=0.5, label=label)
+             for _, label, colour in MEMORY_PARTS]
     legend_outside(ax_mem, ncol=2, handles=parts, labels=[p.get_label() for p in parts])
 
     # 3. learning and forgetting
