@@ -37,6 +37,7 @@ METHOD_STYLES = {
     "IA3": 12,
     "first block": 13,
     "LayerNorm only": 14,
+    "both blocks": 15,
 }
 ALIASES = {
     "full fine-tuning": "full",
@@ -45,6 +46,8 @@ ALIASES = {
     "bitfit": "BitFit",
     "ia3": "IA3",
     "(IA)3": "IA3",
+    "Houlsby m=8": "Houlsby adapters m=8",
+    "Pfeiffer m=8": "Pfeiffer adapter m=8",
 }
 
 
