@@ -107,8 +107,10 @@ def test_renders_with_title_and_labelled_axes(name):
 def test_sixteen_series_have_distinct_colours_and_markers():
     styles = [plotting.series_style(i) for i in range(16)]
     assert len({s["color"] for s in styles}) == 16 and len({s["marker"] for s in styles}) == 16
-    shown = plotting.styles_for(list(plotting.METHOD_STYLES) + ["x"])
-    assert len({s["color"] for s in shown.values()}) == len(shown)
+    shown = plotting.styles_for(list(plotting.METHOD_STYLES)[:15] + ["a method without a slot"])
+    assert len({s["color"] for s in shown.values()}) == len(shown) == 16
+    with pytest.raises(ValueError, match="at most 16"):
+        plotting.styles_for([f"series {i}" for i in range(17)])
     assert plotting.method_style("full") == plotting.method_style("full fine-tuning")
     assert plotting.method_style("full") != plotting.method_style("prompt tuning, 8")
     assert plotting.method_style("last block") != plotting.method_style("IA3")
