@@ -209,7 +209,88 @@ def test_chapter_8_references_pass_and_common_mistakes_are_named():
     for exercise, answer in (("8.1", tuned_lr_reference), ("8.2", seed_summary_reference), ("8.3", pareto_front_reference)):
         result = check.run(exercise, answer)
         assert result.passed and result.points == result.max_points, result.report()
-    best_single_run = lambda runs, m: max((r for r in runs if r["method"] == m), key=lambda r: r["accuracy"])["lr"]
+    best_single_run = lambda runs, m: max((r for r in runs if r["method"] == m), key=lambda r: r["val_accuracy"])["lr"]
     assert "choose by the mean over seeds" in check.run("8.1", best_single_run).report()
     higher_forgetting_wins = lambda points: pareto_front_reference({k: (a, -f) for k, (a, f) in points.items()})
     assert "lower forgetting is better" in check.run("8.3", higher_forgetting_wins).report()
+
+
+def test_weak_checks_now_catch_what_they_used_to_accept():
+    import torch.nn as nn
+
+    from minitransformer.check.ch5 import ResidualAdapter, insert_adapters_reference
+    from minitransformer.check.ch6 import LoRALinearReference, lora_targets_reference
+    from minitransformer.check.ch8 import _RULES, tuned_lr_reference
+    from minitransformer.quantize import quantize
+
+    def returns_nothing(model, factory):
+        insert_adapters_reference(model, factory)
+
+    assert "return the list of the adapters" in check.run("5.3", returns_nothing).report()
+
+    def after_queries(model, factory):  # two per block, on the forward path, after the wrong attention layer
+        added = []
+        for block in model.blocks:
+            for parent, child in ((block.attn, "q_proj"), (block.mlp, "fc_out")):
+                adapter = factory()
+                setattr(parent, child, nn.Sequential(getattr(parent, child), adapter))
+                added.append(adapter)
+        return added
+
+    result = check.run("5.3", after_queries)
+    assert result.points == 2 and "not as adapters applied to the attention output" in result.report()
+
+    class BothZero(LoRALinearReference):
+        def __init__(self, base, r=8, alpha=8):
+            super().__init__(base, r, alpha)
+            nn.init.zeros_(self.A)
+
+    assert "A is all zero" in check.run("6.1", BothZero).report()
+    typo_ok = lambda model, suffixes: [n for n, m in model.named_modules() if isinstance(m, nn.Linear)
+                                       and n.split(".")[-1] in suffixes] or lora_targets_reference(model, suffixes)
+    assert "a typo in one of two targets" in check.run("6.3", typo_ok).report()
+
+    def terse_error(model, suffixes):
+        try:
+            return lora_targets_reference(model, suffixes)
+        except ValueError:
+            raise ValueError("bad target") from None
+
+    assert "must list the linear layers that exist" in check.run("6.3", terse_error).report()
+    by_median = lambda runs, m: max({r["lr"] for r in runs if r["method"] == m},
+                                    key=lambda lr: _RULES["the median"]([r["val_accuracy"] for r in runs if r["method"] == m and r["lr"] == lr]))
+    assert "best by the median" in check.run("8.1", by_median).report()
+
+    def always_seven(w, bits, group_size):
+        groups = w.reshape(w.shape[0], -1, group_size)
+        scales = groups.abs().amax(-1, keepdim=True) / 7
+        return torch.round(groups / scales).clamp(-7, 7).to(torch.int8).reshape(w.shape), scales.squeeze(-1)
+
+    assert "right at 4 bits, wrong at" in check.run("9.1", always_seven).report()
+    assert tuned_lr_reference and quantize and ResidualAdapter
+
+
+@pytest.mark.parametrize("hidden_seed", [11, 12])
+def test_every_reference_passes_on_hidden_inputs_and_memorised_answers_do_not(hidden_seed, monkeypatch):
+    from minitransformer.check import core
+
+    monkeypatch.setattr(core, "HIDDEN_SEED", hidden_seed)
+    for exercise_id, exercise in core.EXERCISES.items():
+        result = core.run(exercise_id, exercise.reference)
+        assert result.passed, result.report()
+    memorised = {106624, 206592}  # the notebook's answers for two of its configs
+    assert check.run("1.3", lambda config: 106624).points == 0 and memorised
+
+
+def test_exercise_2_2_text_says_where_the_master_copy_counts():
+    import nbformat
+
+    from minitransformer.grade import SOLUTIONS
+
+    nb = nbformat.read(next(SOLUTIONS.glob("02_*.ipynb")), as_version=4)
+    text = next(c.source for c in nb.cells if c.cell_type == "markdown" and "### Exercise 2.2" in c.source)
+    assert 'master copy of each trainable weight counts under `"optimizer"`' in text.replace("\n", " ")
+    half = lambda p: 2 if p == "mixed" else 4
+    mixed = check.run("2.2", lambda n, t, p: {"weights": half(p) * n, "gradients": half(p) * t,
+                                              "optimizer": (12 if p == "mixed" else 8) * t})
+    assert mixed.passed

@@ -175,7 +175,7 @@ def run(exercise_id: str, candidate) -> CheckResult:
         result.parts = []  # a stub earns nothing
     except LearnerError as error:  # raised in the grader's sandbox
         result.status = "error"
-        result.detail = f"✘ your code raised {error} {error.where}".rstrip()
+        result.detail = f"✘ your code raised {getattr(error, 'summary', error)} {error.where}".rstrip()
     except Exception as error:  # the learner's code crashed: say where, in one line
         frame = traceback.extract_tb(error.__traceback__)[-1]
         result.status = "error"

@@ -1,0 +1,244 @@
+"""The command: grade a class's notebooks in parallel (one submission per core) and write the CSV."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..check import core
+from . import report
+from .judge import grade_exercises
+from .sandbox import INSTALL_HINT, ROOT, Pool, bwrap, clean_env, command
+from .submission import (SOLUTIONS, BadSubmission, chapter_notebook, code_cells, detect_chapter, exercises_of,
+                         learner_definitions, load, predictions)
+
+MEMORY = 2 * 1024**3  # bytes an exercise's process may add to what it holds after importing torch
+
+
+@dataclass
+class Result:
+    file: str
+    run: str = "not run"
+    points: dict = field(default_factory=dict)
+    reasons: list = field(default_factory=list)
+    predictions: int = 0
+    similar: str = ""
+    flags: list = field(default_factory=list)
+    seed: int | None = None
+    definitions: dict = field(default_factory=dict)  # exercise name -> the learner's definitions
+    exercise_names: dict = field(default_factory=dict)  # exercise id -> name
+
+
+def hidden_paths(submissions, extra_tests=None, csv=None) -> list[Path]:
+    """What a sandbox must not see: the submissions, the hidden tests, the grades, the worked solutions."""
+    keep = [ROOT, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
+    hide = {ROOT / "solutions", ROOT / ".git"}
+    for path in [*submissions, *([csv] if csv else [])]:
+        path = Path(path).resolve()
+        folder = path.parent
+        if any(k == folder or k.is_relative_to(folder) for k in keep):
+            hide.add(path)  # a folder the course lives in: cover the file alone
+        else:
+            hide.add(folder)
+    if extra_tests:
+        hide.add(Path(extra_tests).resolve())
+    tmp = Path(tempfile.gettempdir()).resolve()
+    return sorted(p for p in hide if not (p == tmp or p.is_relative_to(Path("/tmp"))))
+
+
+RUNNER = (
+    "import sys, nbformat\n"
+    "from nbclient import NotebookClient\n"
+    "from nbclient.exceptions import DeadKernelError\n"
+    "nb = nbformat.read(sys.argv[1], as_version=4)\n"
+    "client = NotebookClient(nb, timeout=None, kernel_name='python3', allow_errors=True,\n"
+    "                        resources={'metadata': {'path': sys.argv[2]}})\n"
+    "try:\n"
+    "    client.execute()\n"
+    "except DeadKernelError:\n"
+    "    print('STATUS the kernel died'); sys.exit()\n"
+    "code_cells = [c for c in nb.cells if c.cell_type == 'code']\n"
+    "for i, cell in enumerate(code_cells, 1):\n"
+    "    if 'raises-exception' in cell.metadata.get('tags', []):\n"
+    "        continue  # a cell the course marks as meant to raise (it shows an error message)\n"
+    "    for out in cell.get('outputs', []):\n"
+    "        if out.get('output_type') == 'error':\n"
+    "            print(f\"STATUS error in code cell {i}: {out.get('ename')}: {str(out.get('evalue'))[:120]}\", flush=True); sys.exit()\n"
+    "print('STATUS ok', flush=True)\n"
+)
+
+
+def run_notebook(path: Path, timeout: float, hide: list[Path], unsafe: bool) -> str:
+    """Execute a copy of the notebook, sandboxed, in a private folder; return its status. Nothing it prints is
+    graded; only the last STATUS line of the runner (written after the kernel is done) is read."""
+    with tempfile.TemporaryDirectory(prefix="grade-run-") as folder:
+        copy = Path(folder) / "submission.ipynb"
+        copy.write_bytes(path.read_bytes())
+        argv = [sys.executable, "-c", RUNNER, str(copy), folder]
+        if not unsafe:
+            os.chmod(folder, 0o777)  # the sandbox runs as nobody
+            argv = command(argv, hide, unsafe, workdir=folder)
+        with tempfile.TemporaryFile() as out:
+            process = subprocess.Popen(argv, cwd=folder, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                       env=clean_env(folder if unsafe else "/tmp"), start_new_session=True)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill(process)
+                return f"time-out after {timeout:g} s"
+            _kill(process)
+            out.seek(0, 2)
+            out.seek(max(0, out.tell() - 4096))
+            tail = out.read().decode(errors="replace")
+        lines = [line for line in tail.splitlines() if line.startswith("STATUS ")]
+        return lines[-1][len("STATUS "):] if lines else "could not run: the runner gave no status"
+
+
+def _kill(process) -> None:
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    process.wait()
+
+
+def grade(path, chapter: int, timeout: float = 300, exercise_timeout: float = 60, execute: bool = True,
+          extra_tests: Path | None = None, *, seed: int | None = None, unsafe: bool = False, memory: int = MEMORY,
+          hide: list[Path] | None = None, parsed=None, pool=None) -> Result:
+    """Grade one submission. Never raises for what the file contains: every problem is a reason."""
+    path = Path(path).resolve()
+    if not unsafe and bwrap() is None:
+        raise RuntimeError(INSTALL_HINT)
+    exercises, context = parsed or exercises_of(chapter)
+    if seed is None:
+        seed = core.HIDDEN_SEED if core.HIDDEN_SEED is not None else secrets.randbelow(2**31)
+    previous, core.HIDDEN_SEED = core.HIDDEN_SEED, seed
+    try:
+        return _grade(path, chapter, timeout, exercise_timeout, execute, extra_tests, seed, unsafe, memory, hide,
+                      exercises, context, pool)
+    finally:
+        core.HIDDEN_SEED = previous
+
+
+def _grade(path, chapter, timeout, exercise_timeout, execute, extra_tests, seed, unsafe, memory, hide, exercises,
+           context, pool) -> Result:
+    result = Result(str(path), seed=seed, points={e.id: 0 for e in exercises})
+    result.exercise_names = {e.id: e.name for e in exercises}
+    extra = Path(extra_tests).resolve() / f"chapter_{chapter:02d}.py" if extra_tests else None
+    if hide is None:
+        hide = hidden_paths([path], extra_tests)
+    try:
+        nb = load(path)
+        cells = code_cells(nb)
+        found = detect_chapter(nb, cells)
+        if found != chapter:
+            raise BadSubmission(f"wrong chapter: this is {'chapter ' + str(found) if found else 'not a chapter'} "
+                                f"notebook, graded as chapter {chapter}")
+        result.predictions = predictions(cells)
+        result.definitions = {e.name: learner_definitions(cells, e.name) for e in exercises}
+        if execute:
+            result.run = run_notebook(path, timeout, hide, unsafe)
+        graded = grade_exercises(exercises, result.definitions, context, hide=hide, unsafe=unsafe,
+                                 exercise_timeout=exercise_timeout, memory=memory, extra=extra, pool=pool)
+    except BadSubmission as error:
+        result.reasons = [str(error)]
+        return result
+    except Exception as error:  # noqa: BLE001 (one bad file never stops the class)
+        result.reasons = [f"grading failed: {type(error).__name__}: {str(error)[:150]}"]
+        return result
+    for exercise in exercises:
+        outcome = graded.get(exercise.id, {"points": 0, "reason": "not graded"})
+        result.points[exercise.id] = outcome["points"]
+        result.points[exercise.id + " max"] = outcome.get("max", exercise.max_points)
+        if outcome.get("reason"):
+            result.reasons.append(f"{exercise.id}: {outcome['reason']}")
+    return result
+
+
+def write_csv(results: list[Result], chapter: int, path: Path, seed: int | None = None) -> None:
+    exercises, _ = exercises_of(chapter)
+    report.duplicate_flags([r for r in results if not r.flags])
+    solution, stubs = _reference_tokens(chapter, exercises)
+    report.similarity_flags(results, solution, stubs)
+    report.write_csv(results, exercises, Path(path), seed)
+
+
+def _reference_tokens(chapter: int, exercises) -> tuple[dict, dict]:
+    from ..notebooks import CHAPTERS
+
+    tokens = []
+    for notebook in (chapter_notebook(chapter), CHAPTERS / chapter_notebook(chapter).name):
+        try:
+            cells = code_cells(load(notebook))
+        except (BadSubmission, OSError):
+            cells = []
+        tokens.append({e.name: report.normalized_tokens(learner_definitions(cells, e.name) or "") for e in exercises})
+    return tokens[0], tokens[1]
+
+
+def _argv(argv: list[str]) -> list[str]:
+    """A submission whose file name starts with '-' is a file, not an option."""
+    return [f"./{a}" if a.startswith("-") and not a.startswith("--") and Path(a).is_file() else a for a in argv]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Grade chapter notebooks: points per exercise, and why.")
+    parser.add_argument("submissions", nargs="+", type=Path)
+    parser.add_argument("--chapter", type=int, required=True)
+    parser.add_argument("--csv", type=Path, help="write the grades here")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to run a whole notebook (default 300)")
+    parser.add_argument("--exercise-timeout", type=float, default=60, help="seconds per exercise check (default 60)")
+    parser.add_argument("--no-execute", action="store_true", help="grade the definitions without running the notebook")
+    parser.add_argument("--extra-tests", type=Path, help="folder with hidden checks, chapter_NN.py")
+    parser.add_argument("--seed", type=int, help="the hidden seed for the checks' inputs (default: a random one, in the CSV)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: one per core)")
+    parser.add_argument("--memory", type=float, default=MEMORY / 1024**3, help="GiB an exercise may allocate (default 2)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade without bubblewrap: learners' code runs unconfined, as you (only for code you trust)")
+    args = parser.parse_args(_argv(list(sys.argv[1:] if argv is None else argv)))
+    chapter_notebook(args.chapter)  # a clear error for a chapter that does not exist
+    if not args.unsafe_no_sandbox and bwrap() is None:
+        parser.error(INSTALL_HINT)
+    submissions = [p.resolve() for p in args.submissions]  # before any work, whatever the working folder
+    extra = args.extra_tests.resolve() if args.extra_tests else None
+    csv_path = args.csv.resolve() if args.csv else None
+    if extra and not extra.is_dir():
+        parser.error(f"--extra-tests {args.extra_tests} is not a folder")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    core.HIDDEN_SEED = seed
+    parsed = exercises_of(args.chapter)
+    hide = hidden_paths(submissions, extra, csv_path)
+    start = time.perf_counter()
+    pool = Pool(hide, args.unsafe_no_sandbox, parsed[1])
+
+    def one(path):
+        began = time.perf_counter()
+        result = grade(path, args.chapter, args.timeout, args.exercise_timeout, not args.no_execute, extra, seed=seed,
+                       unsafe=args.unsafe_no_sandbox, memory=int(args.memory * 1024**3), hide=hide, parsed=parsed, pool=pool)
+        points = sum(v for k, v in result.points.items() if not k.endswith(" max"))
+        maximum = sum(v for k, v in result.points.items() if k.endswith(" max")) or "?"
+        lines = [f"{path}: {points}/{maximum} points, run: {result.run} ({time.perf_counter() - began:.1f} s)"]
+        lines += [f"    {reason}" for reason in result.reasons]
+        print("\n".join(lines), flush=True)
+        return result
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as threads:
+            results = list(threads.map(one, submissions))
+    finally:
+        pool.close()
+    print(f"graded {len(results)} submissions in {time.perf_counter() - start:.1f} s (seed {seed})")
+    if csv_path:
+        write_csv(results, args.chapter, csv_path, seed)
+        print(f"wrote {csv_path}")
+    return 0
