@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .validation import check_bool, check_choice, check_int, check_number
+
 PRECISIONS = ("fp32", "mixed")
 
 
@@ -33,6 +35,17 @@ class DecoderShape:
     tied_embeddings: bool = True
     learned_positions: bool = True
     bias: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"DecoderShape.name must be a str, got {self.name!r}")
+        for field in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
+            check_int(f"DecoderShape.{field}", getattr(self, field), 1)
+        for field in ("mlp_hidden", "kv_heads"):
+            if getattr(self, field) is not None:
+                check_int(f"DecoderShape.{field}", getattr(self, field), 1)
+        for field in ("gated_mlp", "tied_embeddings", "learned_positions", "bias"):
+            check_bool(f"DecoderShape.{field}", getattr(self, field))
 
     def parameters(self) -> int:
         d, L = self.d_model, self.n_layer
@@ -72,6 +85,10 @@ def bytes_per_parameter(precision: str = "fp32") -> dict[str, int]:
 
 def step_memory(n_params: float, n_trainable: float, precision: str = "fp32", frozen_weight_bytes: float | None = None) -> dict[str, float]:
     """Bytes of weights, gradients and Adam states for n_params parameters of which n_trainable train."""
+    check_number("n_params", n_params, 0)
+    check_number("n_trainable", n_trainable, 0)
+    if frozen_weight_bytes is not None:
+        check_number("frozen_weight_bytes", frozen_weight_bytes, 0, low_open=True)
     if not 0 <= n_trainable <= n_params:
         raise ValueError(f"n_trainable must be in 0..n_params={n_params}, got {n_trainable!r}")
     per = bytes_per_parameter(precision)
@@ -88,6 +105,12 @@ def activation_bytes(shape: DecoderShape, batch: int, seq: int, precision: str =
     """Korthikanti et al.'s estimate. A fused (flash) attention kernel never stores the a·s² attention
     scores and probabilities, which removes the 5·a·s/h term. With activation checkpointing only each
     block's input (2 bytes per value) is kept, and one block's activations are rebuilt at a time."""
+    _check_shape(shape)
+    check_int("batch", batch, 1)
+    check_int("seq", seq, 1)
+    check_choice("precision", precision, PRECISIONS)
+    check_bool("fused_attention", fused_attention)
+    check_bool("checkpointing", checkpointing)
     scores = 0 if fused_attention else 5 * shape.n_head * seq / shape.d_model
     per_layer = seq * batch * shape.d_model * (34 + scores)
     if checkpointing:
@@ -108,8 +131,13 @@ def training_memory(shape: DecoderShape, batch: int = 1, seq: int | None = None,
     weight_bits: store the frozen weights with this many bits each (e.g. 4.25 for a QLoRA-style base: 4-bit
     codes plus a 16-bit scale per 64 weights; see quantized_weight_bits).
     """
-    if not 0 < trainable_fraction <= 1:
-        raise ValueError(f"trainable_fraction must be in (0, 1], got {trainable_fraction!r}")
+    _check_shape(shape)
+    check_number("trainable_fraction", trainable_fraction, 0, 1, low_open=True)
+    check_int("batch", batch, 1)
+    if seq is not None:
+        check_int("seq", seq, 1)
+    if weight_bits is not None:
+        check_number("weight_bits", weight_bits, 0, 32, low_open=True)
     seq = seq or shape.context
     total = shape.parameters()
     added = 0 if trainable_fraction == 1.0 else total * trainable_fraction  # PEFT adds what it trains
@@ -120,12 +148,21 @@ def training_memory(shape: DecoderShape, batch: int = 1, seq: int | None = None,
 
 def quantized_weight_bytes(n_params: float, bits: int, group_size: int, scale_bytes: int = 2) -> float:
     """Bytes of n_params weights stored as `bits`-bit codes plus one scale per group of `group_size`."""
+    check_number("n_params", n_params, 0)
+    check_number("bits", bits, 0, 32, low_open=True)
+    check_int("group_size", group_size, 1)
+    check_number("scale_bytes", scale_bytes, 0)
     return n_params * bits / 8 + n_params / group_size * scale_bytes
 
 
 def quantized_weight_bits(bits: int, group_size: int, scale_bytes: int = 2) -> float:
     """Bits per weight, scales included (4-bit codes, 16-bit scale per 64 weights: 4.25)."""
     return 8 * quantized_weight_bytes(1, bits, group_size, scale_bytes)
+
+
+def _check_shape(shape) -> None:
+    if not isinstance(shape, DecoderShape):
+        raise TypeError(f"shape must be a DecoderShape (e.g. calculator.GPT2[0]), got a {type(shape).__name__}")
 
 
 def gigabytes(n: float) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -37,8 +38,40 @@ def _paths(path):
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
+def check_writable(path) -> None:
+    """Fail now, not after a long training run, if the checkpoint PATH cannot be written (creates its folder)."""
+    for file in _paths(path):
+        if file.is_dir():
+            raise ValueError(f"cannot write a checkpoint at {str(path)!r}: {str(file)!r} is a folder")
+    folder = _paths(path)[0].parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"cannot write a checkpoint at {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise PermissionError(f"cannot write a checkpoint at {str(path)!r}: {error.strerror or error}") from None
+
+
 def save_checkpoint(model: MiniTransformer, path, metadata: dict | None = None) -> Path:
     """Write PATH.safetensors and PATH.json; return the weights file's path."""
+    if not isinstance(model, MiniTransformer):
+        hint = " (save its base: save_checkpoint(model.base, ...))" if hasattr(model, "base") else ""
+        raise TypeError(f"model must be a MiniTransformer, got a {type(model).__name__}{hint}")
+    extra = [n for n, m in model.named_modules() if hasattr(m, "adapter_dicts") or hasattr(m, "codes")]
+    if extra:
+        raise ValueError(f"the model has adapters or quantized layers (e.g. {extra[0]}), which a base checkpoint "
+                         "cannot hold; save adapters with peft.save_adapter, or peft.merge_and_unload first")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict or None, got a {type(metadata).__name__}")
+    try:
+        json.dumps(metadata)
+    except TypeError as error:
+        raise ValueError(f"metadata must be JSON-serialisable: {error}") from None
     weights_path, json_path = _paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -58,7 +91,14 @@ def read_checkpoint_info(path=BASE_CHECKPOINT) -> dict:
     _, json_path = _paths(path)
     if not json_path.exists():
         raise FileNotFoundError(f"no checkpoint metadata at {json_path}")
-    return json.loads(json_path.read_text())
+    try:
+        info = json.loads(json_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{json_path} is not valid JSON: {error}") from None
+    missing = [k for k in ("config", "sha256") if not isinstance(info, dict) or k not in info]
+    if missing:
+        raise ValueError(f"{json_path} is not a checkpoint written by save_checkpoint (missing {missing})")
+    return info
 
 
 def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
@@ -68,7 +108,11 @@ def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
     if not weights_path.exists():
         raise FileNotFoundError(f"no checkpoint weights at {weights_path}")
     verify_sha256(weights_path, info["sha256"])
-    model = MiniTransformer(ModelConfig(**info["config"]))
+    try:
+        config = ModelConfig(**info["config"])
+    except TypeError as error:
+        raise ValueError(f"the checkpoint's config is not a ModelConfig: {error}") from None
+    model = MiniTransformer(config)
     model.load_state_dict(load_file(str(weights_path)))
     model.eval()
     return model

@@ -85,13 +85,14 @@ def _make_is_sorted(rng: random.Random) -> Example:
 
 def _make_is_palindrome(rng: random.Random) -> Example:
     label = rng.randint(0, 1)
-    while True:
+    for _ in range(1000):
         s = _random_string(rng, LETTERS)
         if label:
             half = s[: (len(s) + 1) // 2]
             s = half + half[: len(s) // 2][::-1]
         if (s == s[::-1]) == bool(label):
             return Example("is_palindrome", "P" + s + SEP, label=label)
+    raise RuntimeError("could not generate an is_palindrome example in 1,000 tries")  # cannot happen for lengths >= 3
 
 
 TASKS: dict[str, Task] = {
@@ -129,10 +130,22 @@ def _check_tasks(tasks) -> tuple[str, ...]:
 def make_examples(tasks, n: int, seed: int) -> list[Example]:
     """n examples drawn uniformly from `tasks`, fully determined by `seed`."""
     tasks = _check_tasks(tasks)
-    if not isinstance(n, int) or n < 1:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
+    _check_seed(seed)
     rng = random.Random(seed)
     return [TASKS[rng.choice(tasks)].make(rng) for _ in range(n)]
+
+
+def _check_seed(seed) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int (the same seed gives the same data), got {seed!r}")
+
+
+def _check_examples(examples) -> None:
+    if not isinstance(examples, (list, tuple)) or not examples or not all(isinstance(e, Example) for e in examples):
+        raise TypeError(f"examples must be a non-empty list of Example (e.g. make_examples('copy', 8, seed=0)), "
+                        f"got {str(examples)[:60]!r}")
 
 
 def encode_lm(examples: list[Example]):
@@ -141,6 +154,7 @@ def encode_lm(examples: list[Example]):
     inputs are the text without its last character, targets the text shifted by one; every target
     inside the prompt (and in the padding) is IGNORE, so the model is graded only on its answers.
     """
+    _check_examples(examples)
     texts = [e.text for e in examples]
     if any(not e.answer for e in examples):
         raise ValueError("encode_lm needs generative examples (with an answer)")
@@ -157,6 +171,7 @@ def encode_lm(examples: list[Example]):
 
 def encode_classification(examples: list[Example]):
     """(inputs, positions of "=", labels) for a classification head."""
+    _check_examples(examples)
     if any(e.label < 0 for e in examples):
         raise ValueError("encode_classification needs classification examples (with a label)")
     T = max(len(e.prompt) for e in examples)
@@ -170,6 +185,7 @@ def encode_classification(examples: list[Example]):
 
 def encode(examples: list[Example]) -> dict:
     """A batch as a dict of tensors, for either kind of task."""
+    _check_examples(examples)
     if examples[0].label >= 0:
         x, positions, labels = encode_classification(examples)
         return {"x": x, "positions": positions, "labels": labels}
@@ -184,6 +200,7 @@ class TaskSampler:
         self.tasks = _check_tasks(tasks)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        _check_seed(seed)
         self.batch_size = batch_size
         self.rng = random.Random(seed)
 
@@ -197,6 +214,10 @@ class FixedSampler:
     def __init__(self, examples: list[Example], batch_size: int = 64, seed: int = 0):
         if not examples:
             raise ValueError("FixedSampler needs at least one example")
+        _check_examples(list(examples))
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        _check_seed(seed)
         self.examples = list(examples)
         self.batch_size = min(batch_size, len(self.examples))
         self.rng = random.Random(seed)
@@ -221,7 +242,12 @@ class ReplaySampler:
     def __init__(self, task: str, fraction: float = 0.25, batch_size: int = 64, seed: int = 0):
         if not 0 < fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
+            raise ValueError(f"batch_size must be an int >= 2 (new-task and replayed examples), got {batch_size!r}")
         replayed = max(1, round(fraction * batch_size))
+        if replayed >= batch_size:
+            raise ValueError(f"fraction={fraction!r} of batch_size={batch_size} replays {replayed} examples and leaves "
+                             "no new-task example; use a smaller fraction or a larger batch")
         self.task = TaskSampler(task, batch_size - replayed, seed=seed)
         self.base = TaskSampler(BASE_TASKS, replayed, seed=seed + 7919)
 

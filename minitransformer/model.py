@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .tokenizer import VOCAB
+from .validation import check_bool, check_number, check_tensor
 
 
 @dataclass
@@ -40,8 +41,9 @@ class ModelConfig:
                 f"valid n_head values for this d_model are "
                 f"{[h for h in range(1, self.d_model + 1) if self.d_model % h == 0]}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        check_number("ModelConfig.dropout", self.dropout, 0, 1, high_open=True)
+        check_bool("ModelConfig.bias", self.bias)
+        check_bool("ModelConfig.fused_attention", self.fused_attention)
 
     @property
     def head_dim(self) -> int:
@@ -58,7 +60,19 @@ def causal_attention(q, k, v):
     are extra (prefix) keys that every query may see; the last T keys are the sequence itself.
     Returns (output, attention weights of shape (..., T, S)).
     """
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_tensor(name, x, kind="float")
+        if x.dim() < 2:
+            raise ValueError(f"{name} must have shape (..., time, head_dim), at least 2 dimensions, got shape {tuple(x.shape)}")
     T, S = q.size(-2), k.size(-2)
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} and v {tuple(v.shape)}")
+    if q.size(-1) != k.size(-1) or q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(f"q and k must agree on every dimension but time: q {tuple(q.shape)}, k {tuple(k.shape)}")
+    if S < T:
+        raise ValueError(f"k has {S} positions but q has {T}: every query needs its own key (and any extra prefix "
+                         f"keys come first), so k and v need at least {T} positions; with fewer, the last queries "
+                         "would see no key at all")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
     scores = scores.masked_fill(~visible, float("-inf"))
@@ -136,6 +150,8 @@ class Block(nn.Module):
 
 class MiniTransformer(nn.Module):
     def __init__(self, config: ModelConfig | None = None):
+        if config is not None and not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a ModelConfig (e.g. ModelConfig(n_layer=2)), got a {type(config).__name__}")
         super().__init__()
         self.config = config = config or ModelConfig()
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
@@ -160,6 +176,7 @@ class MiniTransformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     def check_input(self, idx):
+        check_tensor("idx (the token ids)", idx, kind="int")
         if idx.dim() != 2:
             raise ValueError(f"expected token ids of shape (batch, time), got shape {tuple(idx.shape)}")
         if idx.size(1) > self.config.block_size:
@@ -233,7 +250,9 @@ class Classifier(nn.Module):
 
     def __init__(self, base: MiniTransformer, num_classes: int = 2):
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 2:
+        if not isinstance(base, MiniTransformer):
+            raise TypeError(f"base must be a MiniTransformer (e.g. load_base()), got a {type(base).__name__}")
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         self.base = base
         self.head = nn.Linear(base.config.d_model, num_classes)
@@ -242,6 +261,16 @@ class Classifier(nn.Module):
 
     def forward(self, idx, positions):
         """Class logits (B, num_classes) read at `positions` (B,), one position per sequence."""
+        self.base.check_input(idx)
+        check_tensor("positions", positions, dims=1, kind="int")
+        if positions.size(0) != idx.size(0):
+            raise ValueError(f"positions must hold one position per sequence: idx has {idx.size(0)} sequences, "
+                             f"positions has {positions.size(0)} entries")
+        if positions.numel() and (positions.min() < 0 or positions.max() >= idx.size(1)):
+            bad = positions[(positions < 0) | (positions >= idx.size(1))][0].item()
+            raise ValueError(f"position {bad} is outside 0..{idx.size(1) - 1} (the input has {idx.size(1)} tokens); "
+                             "negative positions are refused: -1 would read the last column, which is padding "
+                             "for every shorter sequence. Use the index of '=' (data.encode gives it)")
         hidden = self.base.hidden_states(idx)
         rows = torch.arange(idx.size(0), device=idx.device)
         return self.head(hidden[rows, positions])

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .checkpoint import BASE_CHECKPOINT, save_checkpoint, sha256_of
+from .checkpoint import BASE_CHECKPOINT, check_writable, save_checkpoint, sha256_of
 from .data import BASE_TASKS, TaskSampler
 from .model import MiniTransformer, ModelConfig
 from .runtime import SEED, THREADS, setup
 from .train import evaluate_base_tasks, train
+from .validation import check_int, check_number
 
 
 @dataclass
@@ -31,8 +32,22 @@ class Recipe:
     threads: int = THREADS
 
 
+def check_recipe(recipe: Recipe) -> None:
+    """Refuse a recipe that would train nothing or fail mid-way (names are the command's options)."""
+    check_int("recipe.steps (--steps)", recipe.steps, 1)
+    check_int("recipe.batch_size (--batch-size)", recipe.batch_size, 1)
+    check_number("recipe.lr (--lr)", recipe.lr, 0, low_open=True)
+    check_number("recipe.weight_decay (--weight-decay)", recipe.weight_decay, 0)
+    check_int("recipe.warmup (--warmup)", recipe.warmup, 0)
+    check_int("recipe.seed (--seed)", recipe.seed, 0)
+    check_int("recipe.threads (--threads)", recipe.threads, 1)
+
+
 def pretrain(recipe: Recipe, config: ModelConfig | None = None, progress: bool = True):
     """Train a base model on the base tasks; return (model, metadata)."""
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a pretrain.Recipe, got a {type(recipe).__name__}")
+    check_recipe(recipe)
     setup(recipe.seed, recipe.threads)
     model = MiniTransformer(config or ModelConfig())
     sampler = TaskSampler(BASE_TASKS, batch_size=recipe.batch_size, seed=recipe.seed)
@@ -60,17 +75,24 @@ def pretrain(recipe: Recipe, config: ModelConfig | None = None, progress: bool =
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m minitransformer.pretrain", description=__doc__.splitlines()[0])
     defaults = Recipe()
     parser.add_argument("--out", default=str(BASE_CHECKPOINT), help="checkpoint path without extension")
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--n-layer", type=int, default=ModelConfig.n_layer)
     parser.add_argument("--d-model", type=int, default=ModelConfig.d_model)
+    parser.add_argument("--n-head", type=int, default=ModelConfig.n_head)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     recipe = Recipe(**{name: getattr(args, name) for name in asdict(defaults)})
-    config = ModelConfig(n_layer=args.n_layer, d_model=args.d_model)
+    try:  # everything is checked before training starts
+        config = ModelConfig(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head)
+        check_recipe(recipe)
+        check_writable(args.out)
+    except (ValueError, PermissionError) as error:
+        parser.error(str(error).replace("ModelConfig.n_layer", "--n-layer").replace("ModelConfig.d_model", "--d-model")
+                     .replace("ModelConfig.n_head", "--n-head").replace("valid n_head", "valid --n-head"))
     start = time.perf_counter()
     model, metadata = pretrain(recipe, config, progress=not args.no_progress)
     path = save_checkpoint(model, args.out, metadata)

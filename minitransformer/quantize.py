@@ -13,18 +13,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .validation import check_tensor
+
 BITS = (2, 3, 4, 8)
 
 
 def _check(bits: int, group_size: int, columns: int):
-    if bits not in BITS:
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
         raise ValueError(f"bits must be one of {list(BITS)}, got {bits!r}")
-    if not isinstance(group_size, int) or group_size < 1 or columns % group_size:
-        raise ValueError(f"group_size must be a positive divisor of the row length {columns}, got {group_size!r}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 or columns % group_size:
+        divisors = [g for g in range(1, columns + 1) if columns % g == 0]
+        raise ValueError(f"group_size must be a positive divisor of the row length {columns}, got {group_size!r} "
+                         f"(valid: {divisors})")
 
 
 def quantize(weight: torch.Tensor, bits: int = 4, group_size: int = 64):
     """Integer codes (int8, same shape as weight) and one scale per group of each row."""
+    check_tensor("weight", weight, dims=2, kind="float")
+    if not torch.isfinite(weight).all():
+        raise ValueError("weight holds NaN or infinite values, which cannot be quantized")
     rows, columns = weight.shape
     _check(bits, group_size, columns)
     levels = 2 ** (bits - 1) - 1
@@ -58,6 +65,8 @@ class QuantizedLinear(nn.Module):
     """A frozen linear layer whose weight is stored as low-bit codes plus per-group scales."""
 
     def __init__(self, linear: nn.Linear, bits: int = 4, group_size: int = 64, scale_dtype=torch.float16):
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"linear must be an nn.Linear, got a {type(linear).__name__}")
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.bits, self.group_size, self.shape = bits, group_size, tuple(linear.weight.shape)
@@ -81,11 +90,29 @@ class QuantizedLinear(nn.Module):
 
 
 def quantize_model(model: nn.Module, bits: int = 4, group_size: int = 64) -> nn.Module:
-    """Replace every linear layer inside the transformer blocks by a QuantizedLinear (in place)."""
-    for name, module in list(model.named_modules()):
-        if isinstance(module, nn.Linear) and ".blocks." in f".{name}":
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, QuantizedLinear(module, bits, group_size))
+    """Replace every linear layer inside the transformer blocks by a QuantizedLinear (in place).
+
+    Quantize a base *before* adding adapters (QLoRA's order): a model that already has adapters, or is
+    already quantized, is refused. Every layer is quantized before any is put in, so an error changes nothing.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a MiniTransformer or a Classifier, got a {type(model).__name__}")
+    adapted = [name for name, m in model.named_modules() if hasattr(m, "adapter_dicts")]
+    if adapted:
+        raise ValueError(f"the model already has adapters (at {adapted[0]}): quantize_model would quantize them or "
+                         "the layers they wrap. Quantize the base first, then add adapters (QLoRA's order): "
+                         "quantize_model(model, ...) and then peft.add_lora(model, ...)")
+    done = [name for name, m in model.named_modules() if isinstance(m, QuantizedLinear)]
+    if done:
+        raise ValueError(f"the model is already quantized ({done[0]} holds {model.get_submodule(done[0]).bits}-bit "
+                         "codes); quantize a fresh float model instead")
+    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear) and ".blocks." in f".{name}"]
+    if not targets:
+        raise ValueError("the model has no linear layer inside transformer blocks to quantize")
+    quantized = [(name, QuantizedLinear(m, bits, group_size)) for name, m in targets]  # checks every layer first
+    for name, layer in quantized:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, layer)
     return model
 
 

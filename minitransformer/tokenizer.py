@@ -22,6 +22,8 @@ class CharTokenizer:
     """Maps characters to integer ids and back."""
 
     def __init__(self, vocab: str = VOCAB):
+        if not isinstance(vocab, str) or not vocab:
+            raise TypeError(f"vocab must be a non-empty str of characters, got {vocab!r}")
         if len(set(vocab)) != len(vocab):
             duplicated = sorted({c for c in vocab if vocab.count(c) > 1})
             raise ValueError(f"vocabulary has duplicated characters: {duplicated}")
@@ -53,9 +55,14 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
+        if isinstance(ids, int) or isinstance(ids, str) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"decode expects a list (or 1-D tensor) of token ids, got {ids!r}")
         chars = []
         for position, i in enumerate(ids):
-            if not isinstance(i, int) or i not in self.itos:
+            if isinstance(i, list):
+                raise ValueError(f"decode expects a flat list of token ids, got a nested list at position {position}; "
+                                 "decode one sequence at a time")
+            if not isinstance(i, int) or isinstance(i, bool) or i not in self.itos:
                 raise ValueError(
                     f"token id {i!r} at position {position} is not in the vocabulary; "
                     f"valid ids are 0..{len(self.vocab) - 1}"

@@ -18,6 +18,7 @@ from tqdm.std import tqdm
 from .data import BASE_TASKS, IGNORE, TASKS, Example, encode_classification, encode_lm, make_examples
 from .model import Classifier
 from .tokenizer import END, tokenizer
+from .validation import check_bool, check_choice, check_int, check_number
 
 
 def loss_on_batch(model, batch: dict):
@@ -80,10 +81,24 @@ def train(
 
     eval_fn (called every eval_every steps and at the end) returns a dict of metrics to record.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (a MiniTransformer or a Classifier), got a {type(model).__name__}")
+    if not callable(next_batch):
+        raise TypeError(f"next_batch must be a function that returns a batch (e.g. TaskSampler('copy')), "
+                        f"got a {type(next_batch).__name__}; to train on one fixed batch pass lambda: batch")
+    check_int("steps", steps, 1)
+    check_number("lr", lr, 0, low_open=True)
+    check_number("weight_decay", weight_decay, 0)
+    check_int("warmup", warmup, 0)
+    check_choice("schedule", schedule, ("cosine", "constant"))
+    if grad_clip is not None:
+        check_number("grad_clip (the gradient-norm limit; None turns clipping off)", grad_clip, 0, low_open=True)
+    check_int("eval_every", eval_every, 0)
+    if eval_fn is not None and not callable(eval_fn):
+        raise TypeError(f"eval_fn must be a function returning a dict of metrics, got a {type(eval_fn).__name__}")
+    if eval_every and eval_fn is None:
+        raise ValueError(f"eval_every={eval_every} needs eval_fn, the function that computes the metrics to record")
+    check_bool("progress", progress)
     params = trainable_parameters(model)
     if not params:
         raise ValueError(
@@ -109,7 +124,11 @@ def train(
         if schedule == "cosine":
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, steps, lr, warmup)
-        loss = loss_on_batch(model, next_batch())
+        batch = next_batch()
+        if step == 0 and (not isinstance(batch, dict) or "x" not in batch):
+            raise TypeError(f"next_batch() must return a batch dict like data.encode(examples) makes (keys 'x' and "
+                            f"'y', or 'x', 'positions' and 'labels'), got a {type(batch).__name__}")
+        loss = loss_on_batch(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -129,6 +148,16 @@ def train(
     return history
 
 
+def _check_examples(examples, kind: str) -> None:
+    if not isinstance(examples, (list, tuple)) or not examples or not all(isinstance(e, Example) for e in examples):
+        raise TypeError(f"examples must be a non-empty list of data.Example (e.g. make_examples('copy', 100, seed=0)), "
+                        f"got {type(examples).__name__} {str(examples)[:60]}")
+    wrong = [e for e in examples if TASKS[e.task].kind != kind]
+    if wrong:
+        need = "generative" if kind == "generate" else "classification"
+        raise ValueError(f"examples must be {need} examples; {wrong[0].task!r} is not one")
+
+
 @torch.no_grad()
 def exact_match(model, examples: list[Example], batch_size: int = 512) -> float:
     """Fraction of generative examples whose whole answer the model gets right.
@@ -136,6 +165,11 @@ def exact_match(model, examples: list[Example], batch_size: int = 512) -> float:
     Checked with teacher forcing in one pass: the greedy answer equals the target exactly when the
     argmax at every answer position is the target character, so this equals greedy decoding.
     """
+    _check_examples(examples, "generate")
+    check_int("batch_size", batch_size, 1)
+    if isinstance(model, Classifier):
+        raise TypeError("exact_match needs a language model; for a Classifier use classification_accuracy, "
+                        "or exact_match(model.base, ...) for its base model")
     was_training = model.training
     model.eval()
     correct = 0
@@ -150,6 +184,11 @@ def exact_match(model, examples: list[Example], batch_size: int = 512) -> float:
 
 @torch.no_grad()
 def classification_accuracy(model: Classifier, examples: list[Example], batch_size: int = 512) -> float:
+    if not isinstance(model, Classifier):
+        raise TypeError(f"classification_accuracy needs a Classifier (a model with a task head), got a "
+                        f"{type(model).__name__}")
+    _check_examples(examples, "classify")
+    check_int("batch_size", batch_size, 1)
     was_training = model.training
     model.eval()
     correct = 0
@@ -165,11 +204,14 @@ EVAL_SEED = 12345  # evaluation sets use their own seeds, distinct from any trai
 
 def eval_set(task: str, n: int = 500, seed: int = EVAL_SEED) -> list[Example]:
     """A fixed evaluation set for one task (the same every time)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks are {sorted(TASKS)}")
     return make_examples(task, n, seed + sorted(TASKS).index(task))
 
 
 def evaluate_base_tasks(model, n: int = 500) -> dict:
     """Exact-match accuracy of a language model on each base task, and their mean."""
+    check_int("n", n, 1)
     lm = model.base if isinstance(model, Classifier) else model
     scores = {task: exact_match(lm, eval_set(task, n)) for task in BASE_TASKS}
     scores["mean"] = sum(scores.values()) / len(BASE_TASKS)
@@ -178,19 +220,31 @@ def evaluate_base_tasks(model, n: int = 500) -> dict:
 
 @torch.no_grad()
 def generate(model, prompts, max_new_tokens: int | None = None) -> list[str]:
-    """Greedy continuation of each prompt until "." (or the context is full)."""
+    """Greedy continuation of each prompt until "." (or the context is full).
+
+    With prompt tuning the active virtual tokens share the context: generation stops when the virtual
+    tokens, the prompt and the new tokens fill block_size.
+    """
     if isinstance(prompts, str):
         prompts = [prompts]
+    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError(f"prompts must be a str or a list of str, got {prompts!r}")
+    if max_new_tokens is not None:
+        check_int("max_new_tokens", max_new_tokens, 1)
     lm = model.base if isinstance(model, Classifier) else model
     was_training = lm.training
     lm.eval()
     block = lm.config.block_size
+    virtual = lm.soft_prompt.length() if getattr(lm, "soft_prompt", None) is not None else 0
+    room = block - virtual  # what the prompt and its continuation may use
     outputs = []
     for prompt in prompts:
         ids = tokenizer.encode(prompt)
-        if len(ids) >= block:
-            raise ValueError(f"prompt {prompt!r} has {len(ids)} characters; the context holds {block}")
-        budget = block - len(ids) if max_new_tokens is None else min(max_new_tokens, block - len(ids))
+        if len(ids) >= room:
+            extra = f" after the {virtual} virtual tokens of the soft prompt" if virtual else ""
+            raise ValueError(f"prompt {prompt!r} has {len(ids)} characters; the context holds {room}{extra}, "
+                             "and at least one must be left for the answer")
+        budget = room - len(ids) if max_new_tokens is None else min(max_new_tokens, room - len(ids))
         new = []
         for _ in range(budget):
             logits = lm(torch.tensor([ids + new]))[0, -1]

@@ -45,6 +45,8 @@ def check_number(name: str, value, low: float | None = None, high: float | None 
         ok = value < high if high_open else value <= high
     if not ok:
         valid = _range_text(low, high, low_open, high_open)
+        if low is not None and high is not None:
+            raise ValueError(f"{name} must be {valid}, got {value!r}")
         raise ValueError(f"{name} must be a finite number{' ' + valid if valid else ''}, got {value!r}")
     return float(value) if not isinstance(value, numbers.Integral) else value
 

@@ -159,7 +159,7 @@ def find_targets(targets, candidates: dict[str, nn.Module], what: str) -> list[s
             raise ValueError(f"targets={targets!r} is not a valid regular expression: {error}") from None
         found = [n for n in candidates if pattern.fullmatch(n)]
         if not found:
-            hint = ""
+            hint = " (a str is a regular expression that must match a whole name)"
             if any(n.endswith("." + targets) for n in candidates):
                 hint = (f"; a str is a regular expression matched against whole names: for every layer named "
                         f"{targets!r} pass a list, targets=[{targets!r}], or the regex r'.*{targets}'")

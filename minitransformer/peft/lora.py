@@ -158,7 +158,8 @@ def _names_to_merge(model, name):
 
 def _check_mergeable(layer_name: str, layer: LoRALinear) -> None:
     if isinstance(layer.base, QuantizedLinear):
-        raise ValueError(f"{layer_name} has a quantized base weight: merging would have to quantize the sum "
+        raise ValueError(f"cannot merge into a quantized weight ({layer_name} has a quantized base weight): merging "
+                         "would have to quantize the sum "
                          "again; keep the adapter unmerged (as QLoRA does) or merge into a float copy of the base")
     if not isinstance(layer.base, nn.Linear):
         raise ValueError(f"{layer_name}: LoRA wraps a {type(layer.base).__name__} here, not the linear layer "

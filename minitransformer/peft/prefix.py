@@ -58,10 +58,10 @@ def add_prefix(model: nn.Module, name: str = "default", length: int = 8, init: s
     lm = check_new_adapter(model, name)
     check_choice("init", init, INITS)
     block = lm.config.block_size
-    if init == "tokens":  # computed from block_size positions' embeddings
-        check_int(f"prefix length (with init='tokens', at most block_size={block})", length, 1, block)
-    else:
-        check_int("prefix length", length, 1)
+    check_int("prefix length", length, 1)
+    if init == "tokens" and length > block:  # computed from the embeddings of the first `length` positions
+        raise ValueError(f"prefix length must be at most block_size={block} with init='tokens', got {length}; "
+                         "use init='random' for a longer prefix")
     check_int("seed", seed, None)
     prepare(model)
     generator = torch.Generator().manual_seed(seed)

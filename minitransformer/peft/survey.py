@@ -39,7 +39,10 @@ def survey() -> list[dict]:
     return rows
 
 
-def main():
+def main(argv=None):
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m minitransformer.peft", description=__doc__.splitlines()[0]).parse_args(argv)
     full_bytes = BASE_CHECKPOINT.with_suffix(".safetensors").stat().st_size
     print(f"{'method':34s} {'trainable':>10s} {'of all':>8s} {'checkpoint':>12s}")
     for row in survey():
