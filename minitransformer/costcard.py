@@ -3,10 +3,13 @@ and forgets, in aligned panels that share the method order (drawn by plotting.co
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import LogLocator, NullFormatter
 
 from .style import draw_mean, legend_outside, styles_for
 
@@ -74,8 +77,9 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
     Returns the figure.
     """
     rows = _check_rows(rows)
-    if axes is None:
-        fig, axes = plt.subplots(1, 4, figsize=(17, 2.6 + 0.45 * len(rows)), sharey=True,
+    own_figure = axes is None
+    if own_figure:
+        fig, axes = plt.subplots(1, 4, figsize=(17, 3.4 + 0.45 * len(rows)), sharey=True,
                                  gridspec_kw={"width_ratios": [1, 1.2, 1.2, 0.8]})
     else:
         axes = list(np.ravel(axes))
@@ -96,9 +100,13 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
                        edgecolor="black" if not mute else "none")
         ax_params.text(row["trainable"], y, f" {share:.3g}%", va="center", fontsize=8)
     ax_params.set_xscale("log")
+    low = 10 ** math.floor(math.log10(min(r["trainable"] for r in rows)))
+    high = 10 ** math.ceil(math.log10(3 * max(r["trainable"] for r in rows)))
+    ax_params.set_xlim(low, high * 3)  # whole decades, room for the % labels
+    ax_params.xaxis.set_major_locator(LogLocator(base=10))
+    ax_params.xaxis.set_minor_formatter(NullFormatter())
     ax_params.set_xlabel("trainable parameters (log scale)")
     ax_params.set_title("1. Trainable parameters\n(% of the model on each bar)")
-    ax_params.margins(x=0.35)
 
     # 2. memory by part
     largest = max(sum(r["memory"][k] for k, _, _ in MEMORY_PARTS) for r in rows)
@@ -116,7 +124,7 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
     ax_mem.margins(x=0.25)
     parts = [Patch(facecolor=colour, edgecolor="black", linewidth=0.5, label=label)
              for _, label, colour in MEMORY_PARTS]
-    legend_outside(ax_mem, ncol=2, handles=parts, labels=[p.get_label() for p in parts])
+    legends = [(ax_mem, parts, 2)]
 
     # 3. learning and forgetting
     for y, row, mute in zip(positions, rows, muted):
@@ -131,7 +139,7 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
     key = [Line2D([], [], marker="o", ls="", color="gray", label="new-task test accuracy"),
            Line2D([], [], marker="x", ls="", color="gray", label="base exact-match drop (forgetting)"),
            Line2D([], [], marker=".", ls="", color="gray", label="one seed")]
-    legend_outside(ax_score, ncol=1, handles=key, labels=[k.get_label() for k in key])
+    legends.append((ax_score, key, 1))
     ax_loss.axvline(0.0, color="gray", lw=0.8)
     ax_loss.set_xlabel("base-task loss increase\n(nats per token)")
     ax_loss.set_title("3b. Forgetting, loss measure")
@@ -146,5 +154,14 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
         tick.set_alpha(0.6 if mute else 1.0)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if not own_figure:  # the caller owns the layout: legends just below their axes
+        for ax, handles, ncol in legends:
+            legend_outside(ax, ncol=ncol, handles=handles, labels=[h.get_label() for h in handles])
+        return fig
+    bottom = 1.0 / fig.get_figheight()  # one inch under the axes for the legends
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    for ax, handles, ncol in legends:
+        box = ax.get_position()
+        fig.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=ncol, frameon=False,
+                   bbox_to_anchor=(box.x0 + box.width / 2, bottom), bbox_transform=fig.transFigure)
     return fig

@@ -110,14 +110,17 @@ def axis_scale(values, linear_growth: bool = False, decades: float = 2.0) -> str
     return "log" if math.log10(max(values) / min(values)) >= decades else "linear"
 
 
-def legend_outside(ax, ncol: int | None = None, title: str | None = None, handles=None, labels=None):
-    """Put the legend below the axes, where it cannot cover data."""
+def legend_outside(ax, ncol: int | None = None, title: str | None = None, handles=None, labels=None,
+                   below_inches: float = 0.6):
+    """Put the legend below the axes, where it cannot cover data: `below_inches` under the axes' bottom edge
+    (enough for tick labels and a one-line axis label; pass more for rotated tick labels)."""
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
     if not handles:
         raise ValueError("the axes have no labelled series to put in a legend")
     ncol = ncol or min(len(handles), 4)
-    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol,
+    height = max(ax.get_position().height * ax.figure.get_figheight(), 0.5)  # the axes' height in inches
+    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -below_inches / height), ncol=ncol,
                      frameon=False, title=title)
 
 
