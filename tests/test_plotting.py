@@ -67,7 +67,8 @@ def render_cost_card():
     fig = plotting.cost_card(rows(), title="card", current_chapter=5)
     ax_params, ax_mem, ax_score, ax_loss = fig.axes[:4]
     assert ax_params.get_xscale() == "log"
-    assert "tensors kept for the backward pass" in [t.get_text() for t in ax_mem.get_legend().get_texts()]
+    legend_texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "tensors kept for the backward pass" in legend_texts and "new-task test accuracy" in legend_texts
     assert "nats" in ax_loss.get_xlabel()
     assert [t.get_text().strip() for t in ax_params.texts] == ["100%", "10%", "1%"]
     assert ax_params.get_ylabel()  # the other panels share its method axis
