@@ -253,3 +253,23 @@ def test_export_refuses_what_hf_cannot_express(tmp_path):
     with pytest.raises(ValueError, match="'zzz'"):
         export_hf(course, "zzz", tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_an_adapter_on_the_language_model_exports_and_loads_in_hf(tmp_path, ids):
+    mt.setup()
+    lm = mt.load_base()
+    peft.add_lora(lm, "a", targets=["q_proj", "fc_in"], r=2, alpha=4)
+    like_trained(lm)
+    export_hf(lm, "a", tmp_path / "x")
+    config = json.loads((tmp_path / "x" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["modules_to_save"] is None
+    loaded = hf.PeftModel.from_pretrained(mt.load_base(), tmp_path / "x")
+    assert (outputs(loaded, ids) - outputs(lm, ids)).abs().max() < TOL
+
+
+def test_export_refuses_settings_that_differ_per_layer(tmp_path):
+    course = classifier()
+    peft.add_lora(course, "a", targets=["q_proj"], r=4)
+    peft.LoRALinear.attach(course.base, "blocks.0.attn.v_proj", "a", {"r": 2, "alpha": 8, "dropout": 0.0, "rslora": False})
+    with pytest.raises(ValueError, match="rank_pattern"):
+        export_hf(course, "a", tmp_path / "x")
