@@ -15,7 +15,7 @@ from .core import EXERCISES, RESULTS, CheckResult, Part, StubError, check, run
 from .practice import prediction, quiz
 from .ch1 import block, causal_attention, parameter_count
 from .ch2 import activation_bytes, gpt2_parameters, training_bytes
-from .ch3 import early_stopping, forgetting_score, separator_positions
+from .ch3 import early_stopping, forgetting_score, separator_positions, training_step
 from .ch4 import bitfit, count_trainable, train_last_blocks
 from .ch5 import bottleneck_adapter, insert_adapters, near_identity_init
 from .ch6 import lora_linear, lora_targets, merge_lora

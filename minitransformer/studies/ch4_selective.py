@@ -1,0 +1,31 @@
+"""Chapter 4: the selective methods, each at its own tuned learning rate (is_sorted, 150 steps of 64 examples).
+
+Head only, LayerNorm only, BitFit, first block, last block, both blocks and full fine-tuning on the 2-layer base.
+Each method's learning rate is chosen on validation over 5 seeds from a factor-3 grid (extended when the best
+rate is at an end); test accuracy and forgetting (exact match and loss, with the method on) are reported. All
+runs at every rate are kept, so the notebook can also compare methods at matched new-task accuracy.
+"""
+
+from .. import peft
+from ..experiment import Method, Study
+
+LOW = (3e-4, 1e-3, 3e-3)
+MID = (1e-3, 3e-3, 1e-2)
+HIGH = (3e-3, 1e-2, 3e-2)
+
+METHODS = {
+    "head only": (lambda m: peft.select(m, "head"), (1e-2, 3e-2, 1e-1)),
+    "LayerNorm only": (lambda m: peft.select(m, "layernorm"), HIGH),
+    "BitFit": (lambda m: peft.select(m, "bitfit"), HIGH),
+    "first block": (lambda m: peft.select(m, "first_k", k=1), LOW),
+    "last block": (lambda m: peft.select(m, "last_k", k=1), MID),
+    "both blocks": (lambda m: peft.select(m, "last_k", k=2), LOW),
+    "full": (None, LOW),
+}
+
+STUDY = Study(
+    name="ch4_selective",
+    description=__doc__.strip(),
+    methods={name: Method(prepare, lrs, chapter=3 if name in ("head only", "full") else 4)
+             for name, (prepare, lrs) in METHODS.items()},
+)
