@@ -273,3 +273,26 @@ def test_export_refuses_settings_that_differ_per_layer(tmp_path):
     peft.LoRALinear.attach(course.base, "blocks.0.attn.v_proj", "a", {"r": 2, "alpha": 8, "dropout": 0.0, "rslora": False})
     with pytest.raises(ValueError, match="rank_pattern"):
         export_hf(course, "a", tmp_path / "x")
+
+
+# --- chapter 10's exercise checks ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hidden_seed", [None, 5])
+def test_chapter_10_references_pass_and_common_mistakes_are_named(hidden_seed, monkeypatch):
+    from minitransformer import check
+    from minitransformer.check import core
+
+    monkeypatch.setattr(core, "HIDDEN_SEED", hidden_seed)
+    for exercise_id in ("10.1", "10.2", "10.3"):
+        assert core.run(exercise_id, core.EXERCISES[exercise_id].reference).passed
+    no_head = lambda c: {k: v for k, v in core.EXERCISES["10.1"].reference(c).items() if k != "modules_to_save"}
+    assert "modules_to_save" in check.run("10.1", no_head).report()
+    keeps_name = lambda n: "base_model.model." + n
+    assert "leaves its name out" in check.run("10.3", keeps_name).report()
+
+    def forgot_lm_head(config, r, k):
+        trainable, total = core.EXERCISES["10.2"].reference(config, r, k)
+        lm_head = config["vocab_size"] * config["d_model"]
+        return trainable - lm_head, total - lm_head
+
+    assert "also matched base.lm_head" in check.run("10.2", forgot_lm_head).report()
