@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from .submission import (SOLUTIONS, BadSubmission, chapter_notebook, code_cells,
                          learner_definitions, load, predictions)
 
 MEMORY = 2 * 1024**3  # bytes an exercise's process may add to what it holds after importing torch
+RUN_MEMORY = 8 * 1024**3  # address space of each process running a whole notebook (torch maps ~2-3 GB by itself)
 
 
 @dataclass
@@ -83,6 +85,9 @@ def run_notebook(path: Path, timeout: float, hide: list[Path], unsafe: bool) -> 
         copy = Path(folder) / "submission.ipynb"
         copy.write_bytes(path.read_bytes())
         argv = [sys.executable, "-c", RUNNER, str(copy), folder]
+        prlimit = shutil.which("prlimit")
+        if prlimit:  # per process: the runner and the kernel each get RUN_MEMORY of address space
+            argv = [prlimit, f"--as={RUN_MEMORY}", "--core=0", f"--fsize={200 * 1024**2}", "--", *argv]
         if not unsafe:
             os.chmod(folder, 0o777)  # the sandbox runs as nobody
             argv = command(argv, hide, unsafe, workdir=folder)
