@@ -77,6 +77,10 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
     Returns the figure.
     """
     rows = _check_rows(rows)
+    later = [r["method"] for r in rows if current_chapter is not None and r["chapter"] > current_chapter]
+    if later:
+        raise ValueError(f"{later} are introduced after chapter {current_chapter}; a chapter's card shows its own "
+                         "methods and earlier ones")
     own_figure = axes is None
     if own_figure:
         fig, axes = plt.subplots(1, 4, figsize=(17, 3.4 + 0.45 * len(rows)), sharey=True,

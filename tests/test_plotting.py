@@ -150,6 +150,8 @@ def test_cost_card_draws_into_the_callers_axes():
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     assert plotting.cost_card(rows((3,)), axes=axes) is fig
     assert axes[1].get_legend() is not None and axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="introduced after chapter 3"):
+        plotting.cost_card(rows((3, 4)), current_chapter=3)
     with pytest.raises(ValueError, match="4 axes"):
         plotting.cost_card(rows((3,)), axes=axes[:3])
     plt.close("all")
