@@ -116,7 +116,13 @@ def prompted():
     return m
 
 
-STATES = {f.__name__: f for f in (base, clf, lora, two_loras, merged, lora_ia3, ia3_merged, quantized, quantized_lora, prompted)}
+def two_prompts():
+    m = prompted()
+    peft.add_prompt(m, "s", length=4, positions="shift")
+    return m
+
+
+STATES = {f.__name__: f for f in (two_prompts, base, clf, lora, two_loras, merged, lora_ia3, ia3_merged, quantized, quantized_lora, prompted)}
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +214,7 @@ MUTATING = [
     ("peft.set_active", "lora", lambda m, c: peft.set_active(m, 0), TypeError, "names must be an adapter name or a list of them"),
     ("peft.set_active", "lora", lambda m, c: peft.set_active(m, "a", trainable="yes"), TypeError, "trainable must be True or False"),
     ("peft.set_active", "lora_ia3", lambda m, c: peft.set_active(m, "x"), ValueError, "no adapter named 'x'"),
+    ("peft.set_active", "two_prompts", lambda m, c: peft.set_active(m, ["p", "s"]), ValueError, "disagree on positions ('keep' and 'shift')"),
     ("peft.set_active", "merged", lambda m, c: peft.set_active(m, []), ValueError, "merged into the weight; unmerge it first"),
     ("peft.delete_adapter", "lora", lambda m, c: peft.delete_adapter(m, "b"), ValueError, "no adapter named 'b'"),
     ("peft.delete_adapter", "lora", lambda m, c: peft.delete_adapter(m, None), TypeError, "name must be an adapter name"),

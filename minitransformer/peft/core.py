@@ -10,6 +10,11 @@ kind; the model-level verbs below act on every PeftLayer at once:
 
 Adding an adapter (`add_lora`, `add_adapters`, ...) freezes the base, makes the new adapter the only
 active one, and leaves only it (and a task head, if the model has one) trainable.
+
+Rules every verb keeps: an adapter name is unique across the model and across kinds; a call that changes
+the model checks everything first and, if it raises, leaves the model exactly as it was (`transactional`
+is the backstop); methods that cannot compose are refused up front with the order that works.
+Imports flow one way: layers <- core <- the methods <- checkpoints.
 """
 
 from __future__ import annotations
