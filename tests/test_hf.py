@@ -296,3 +296,20 @@ def test_chapter_10_references_pass_and_common_mistakes_are_named(hidden_seed, m
         return trainable - lm_head, total - lm_head
 
     assert "also matched base.lm_head" in check.run("10.2", forgot_lm_head).report()
+
+
+def test_lora_nested_inside_ia3_exports_under_the_layer_name_hf_uses(tmp_path, ids):
+    course = classifier()
+    peft.add_ia3(course, "i")
+    peft.add_lora(course, "a", targets=["k_proj", "q_proj"], r=2)
+    like_trained(course)
+    export_hf(course, "a", tmp_path / "lora")
+    keys = set(load_file(str(tmp_path / "lora" / "adapter_model.safetensors")))
+    assert "base_model.model.base.blocks.0.attn.k_proj.lora_A.weight" in keys and not any(".base.lora" in k for k in keys)
+    export_hf(course, "i", tmp_path / "ia3")
+    reference = classifier()
+    import_hf(reference, tmp_path / "lora", name="a")
+    import_hf(reference, tmp_path / "ia3", name="i")
+    peft.set_active(reference, ["i", "a"])
+    peft.set_active(course, ["i", "a"])
+    assert (outputs(reference, ids) - outputs(course, ids)).abs().max() < TOL

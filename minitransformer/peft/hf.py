@@ -40,6 +40,7 @@ from ..model import Classifier
 from .checkpoints import base_fingerprint
 from .core import TASK_HEAD, adapter_kind, adapter_names, language_model, peft_layers, prepare, set_active
 from .ia3 import IA3Layer
+from .layers import innermost, unwrap
 from .lora import LoRALinear, linear_layers
 
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -70,6 +71,13 @@ def _course_name(model: nn.Module, key: str) -> str:
     return name
 
 
+def _unwrapped(name: str) -> str:
+    """A name without the `.base` steps of course wrappers nested in each other (LoRA inside IA3: "k_proj.base");
+    a leading "base." (a Classifier's language model) stays."""
+    parts = name.split(".")
+    return ".".join(parts[:1] + [p for p in parts[1:] if p != "base"])
+
+
 def hf_tensor_name(name: str) -> str:
     """The name HF PEFT gives a course adapter tensor, from its name in the course model's named_parameters().
 
@@ -78,7 +86,7 @@ def hf_tensor_name(name: str) -> str:
     scale of mlp.fc_out: "blocks.1.mlp.act.scales.default" -> "base_model.model.blocks.1.mlp.fc_out.ia3_l".
     The task head (and base.lm_head, which modules_to_save=["head"] also catches) keep their names.
     """
-    parts = name.split(".")
+    parts = _unwrapped(name).split(".")
     if len(parts) >= 4 and parts[-3] in ("lora_A", "lora_B") and parts[-1] == "weight":
         return PREFIX + ".".join(parts[:-2] + ["weight"])
     if len(parts) >= 3 and parts[-2] == "scales":
@@ -132,7 +140,7 @@ def export_hf(model: nn.Module, name: str, folder) -> Path:
         config = {"peft_type": "LORA", "r": s["r"], "lora_alpha": s["alpha"], "lora_dropout": s["dropout"],
                   "use_rslora": s["rslora"], "bias": "none", "use_dora": False, "fan_in_fan_out": False,
                   "init_lora_weights": True}
-        targets = [lm_prefix + n for n, _ in layers]
+        targets = [_unwrapped(lm_prefix + n) for n, _ in layers]
         for layer_name, layer in layers:
             for attr in ("lora_A", "lora_B"):
                 tensors[hf_tensor_name(f"{lm_prefix}{layer_name}.{attr}.{name}.weight")] = getattr(layer, attr)[name].weight
@@ -140,17 +148,18 @@ def export_hf(model: nn.Module, name: str, folder) -> Path:
         targets, feedforward = [], []
         for layer_name, layer in layers:
             scale = layer.scales[name]
-            if isinstance(layer.base, nn.Linear):  # output scaling: HF's (out, 1)
+            if isinstance(layer.base, (nn.Linear, LoRALinear)):  # output scaling: HF's (out, 1)
                 target, value = layer_name, scale[:, None]
             elif layer_name.endswith("mlp.act"):  # the input of fc_out: HF's feedforward (1, in)
                 target, value = layer_name[: -len("act")] + "fc_out", scale[None, :]
-                feedforward.append(lm_prefix + target)
+                feedforward.append(_unwrapped(lm_prefix + target))
             else:
                 raise ValueError(f"IA3 on {layer_name} ({type(layer.base).__name__}) has no HF PEFT equivalent")
-            if lm_prefix + target in targets:
+            target = _unwrapped(lm_prefix + target)
+            if target in targets:
                 raise ValueError(f"adapter {name!r} scales both the output and the input of {target}; HF PEFT's IA3 "
                                  "scales one or the other")
-            targets.append(lm_prefix + target)
+            targets.append(target)
             tensors[hf_tensor_name(f"{lm_prefix}{layer_name}.scales.{name}")] = value
         config = {"peft_type": "IA3", "fan_in_fan_out": False, "init_ia3_weights": True}
     config["target_modules"] = _shortest_targets(model, targets)
@@ -280,12 +289,12 @@ def _apply(model: nn.Module, config: dict, tensors: dict[str, torch.Tensor], nam
             LoRALinear.attach(lm, layer_name, name, {"r": r, "alpha": config.get("lora_alpha", 8),
                                                      "dropout": config.get("lora_dropout", 0.0),
                                                      "rslora": bool(config.get("use_rslora", False))})
-            layer = lm.get_submodule(layer_name)
+            layer = next(m for m in unwrap(lm.get_submodule(layer_name)) if isinstance(m, LoRALinear))
             live = {"lora_A": layer.lora_A[name].weight, "lora_B": layer.lora_B[name].weight}
         else:
             value = parts["ia3_l"]
             module = lm.get_submodule(layer_name) if layer_name in dict(lm.named_modules()) else None
-            base = module.base if isinstance(module, IA3Layer) else module
+            base = innermost(module) if module is not None else None  # through LoRA or IA3 already there
             if not isinstance(base, nn.Linear):
                 raise ValueError(f"{layer_name} is not a linear layer of this model")
             if value.shape == (base.out_features, 1):  # HF scales the output
@@ -296,7 +305,7 @@ def _apply(model: nn.Module, config: dict, tensors: dict[str, torch.Tensor], nam
                 raise ValueError(f"{layer_name}: IA3 vector of shape {tuple(value.shape)}; the course reads output "
                                  f"scaling ({base.out_features}, 1), or input scaling (feedforward) of mlp.fc_out only")
             IA3Layer.attach(lm, site, name, {})
-            live = {"ia3_l": lm.get_submodule(site).scales[name]}
+            live = {"ia3_l": next(m for m in unwrap(lm.get_submodule(site)) if isinstance(m, IA3Layer)).scales[name]}
         for attr, target in live.items():
             value = parts[attr] if peft_type == "LORA" else parts[attr].reshape(target.shape)  # IA3: shape checked
             if tuple(target.shape) != tuple(value.shape):
