@@ -22,7 +22,7 @@ _spec.loader.exec_module(attacks)
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER_NUMBERS = sorted(int(p.name[:2]) for p in SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
 FULL_CH1 = attacks.FULL
-pytestmark = pytest.mark.skipif(bwrap() is None, reason="needs bubblewrap (.ci/run installs it)")
+assert bwrap() is not None, "the grader's tests need bubblewrap: apt-get install bubblewrap (.ci/run installs it)"
 
 
 def points(result):
