@@ -52,6 +52,7 @@ def _tripwire(obj, label: str):
 
     try:
         functools.update_wrapper(guard, obj)
+        del guard.__wrapped__  # no shortcut back to the original
     except (AttributeError, TypeError):
         pass
     return guard
