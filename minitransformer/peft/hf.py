@@ -38,7 +38,7 @@ from ..model import Classifier
 from .checkpoints import base_fingerprint
 from .core import TASK_HEAD, adapter_kind, adapter_names, language_model, peft_layers
 from .hf_import import import_hf
-from .hf_names import CONFIG_FILE, FINGERPRINT_KEY, PREFIX, WEIGHTS_FILE, unwrapped, hf_tensor_name
+from .hf_names import CONFIG_FILE, FINGERPRINT_KEY, PREFIX, WEIGHTS_FILE, hf_tensor_name, unwrapped
 from .lora import LoRALinear
 
 __all__ = ["export_hf", "import_hf", "hf_tensor_name"]

@@ -14,8 +14,8 @@ from safetensors import SafetensorError, safe_open
 from ..model import Classifier
 from .checkpoints import base_fingerprint
 from .core import TASK_HEAD, adapter_names, language_model, prepare, set_active
-from .hf_names import (DESCRIPTIVE_OPTIONS, SETTINGS, PLAIN_INITS, CONFIG_FILE, FINGERPRINT_KEY, PREFIX, WEIGHTS_FILE,
-                       course_name)
+from .hf_names import (CONFIG_FILE, DESCRIPTIVE_OPTIONS, FINGERPRINT_KEY, PLAIN_INITS, PREFIX, SETTINGS,
+                       WEIGHTS_FILE, course_name)
 from .ia3 import IA3Layer
 from .layers import innermost, unwrap
 from .lora import LoRALinear, linear_layers
