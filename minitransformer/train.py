@@ -116,7 +116,21 @@ def train(
             history.evals.append({"step": step, **eval_fn()})
             model.train()
 
+    was_training = [m.training for m in model.modules()]
+
+    def restore_modes():
+        for m, mode in zip(model.modules(), was_training):
+            m.training = mode
+
     model.train()
+    try:
+        first = next_batch()
+        if not isinstance(first, dict) or "x" not in first:
+            raise TypeError(f"next_batch() must return a batch dict like data.encode(examples) makes (keys 'x' and "
+                            f"'y', or 'x', 'positions' and 'labels'), got a {type(first).__name__}")
+    except BaseException:
+        restore_modes()
+        raise
     if eval_every:
         record_eval(0)
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0, ncols=80)
@@ -124,11 +138,13 @@ def train(
         if schedule == "cosine":
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, steps, lr, warmup)
-        batch = next_batch()
-        if step == 0 and (not isinstance(batch, dict) or "x" not in batch):
-            raise TypeError(f"next_batch() must return a batch dict like data.encode(examples) makes (keys 'x' and "
-                            f"'y', or 'x', 'positions' and 'labels'), got a {type(batch).__name__}")
-        loss = loss_on_batch(model, batch)
+        batch = first if step == 0 else next_batch()
+        try:
+            loss = loss_on_batch(model, batch)
+        except BaseException:
+            if step == 0:  # a batch that does not fit the model: nothing has changed yet
+                restore_modes()
+            raise
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:

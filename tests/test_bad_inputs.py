@@ -30,7 +30,7 @@ def fingerprint(model):
     """What "the model is exactly as before" means: weights by name, module tree, trainable set, adapter state."""
     return {
         "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "tree": [(n, type(m).__name__) for n, m in model.named_modules()],
+        "tree": [(n, type(m).__name__, m.training) for n, m in model.named_modules()],
         "trainable": sorted(n for n, p in model.named_parameters() if p.requires_grad),
         "adapters": [(n, list(l.active), list(getattr(l, "merged", [])), dict(l.settings))
                      for n, l in peft.peft_layers(model)],
@@ -553,6 +553,16 @@ def test_lora_with_trained_biases_saves_and_loads(tmp_path):
     fresh = clf()
     peft.load_adapter(fresh, tmp_path / "a")
     assert torch.allclose(outputs(fresh), expected, atol=1e-6)
+
+
+def test_an_adapter_trained_on_a_4bit_base_is_refused_on_an_8bit_base(tmp_path):
+    peft.save_adapter(quantized_lora(), tmp_path / "a")
+    other = mt.Classifier(quantize.quantize_model(base(), 8, 16))
+    before = fingerprint(other)
+    with pytest.raises(ValueError, match="trained on a different base model"):
+        peft.load_adapter(other, tmp_path / "a")
+    assert_same(before, fingerprint(other))
+    peft.load_adapter(quantized(), tmp_path / "a")  # the same 4-bit base takes it
 
 
 def test_quantize_first_then_lora_is_the_order_that_works():

@@ -202,8 +202,11 @@ def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
     adapters = _adapter_parameter_ids(lm)
     originals = {f"{n}.base.weight": l.original_weight for n, l in peft_layers(lm)
                  if getattr(l, "merged", None) and getattr(l, "original_weight", None) is not None}
-    return {clean_name(name): originals.get(name, p).detach()
-            for name, p in lm.named_parameters() if id(p) not in adapters}
+    state = {clean_name(name): originals.get(name, p).detach()
+             for name, p in lm.named_parameters() if id(p) not in adapters}
+    # A quantized base keeps its weights as buffers (codes and scales): they are part of the base too.
+    state.update({clean_name(name): b.detach() for name, b in lm.named_buffers() if b is not None})
+    return state
 
 
 def base_fingerprint(model: nn.Module) -> str:
