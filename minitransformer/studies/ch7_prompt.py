@@ -4,15 +4,13 @@ Every row fine-tunes the base with a 2-class head on is_sorted (150 steps of 64 
 learning rate is chosen on validation (grids extended when the best rate is at an end) and test is reported.
 - "prompt 8, keep" / "prompt 8, shift": the same 8-token soft prompt with the input kept at its pretrained
   positions or shifted behind the virtual tokens (Hugging Face PEFT's placement for GPT-2).
-- "prompt 1/2/4/12, keep": the length sweep (8 is the row above).
-- "LoRA q,v r=1": the parameter-matched comparison (642 trainable, as an 8-token prompt).
+- "prompt 1/4/12, keep": the length sweep (8 is the row above).
 """
 
 from .. import peft
 from ..experiment import Method, Study
 
-G_PROMPT = (1e-2, 3e-2, 1e-1, 3e-1)
-G_LORA = (3e-3, 1e-2, 3e-2, 1e-1)
+G_PROMPT = (1e-2, 3e-2, 1e-1)
 
 
 def _prompt(length, positions="keep"):
@@ -21,11 +19,7 @@ def _prompt(length, positions="keep"):
     return prepare
 
 
-def _lora_r1(model):
-    peft.add_lora(model, r=1, alpha=8)
-
-
-LENGTHS = (1, 2, 4, 8, 12)
+LENGTHS = (1, 4, 8, 12)
 
 STUDY = Study(
     name="ch7_prompt",
@@ -34,7 +28,6 @@ STUDY = Study(
         "prompt 8, keep": Method(_prompt(8), G_PROMPT, chapter=7),
         "prompt 8, shift": Method(_prompt(8, "shift"), G_PROMPT, chapter=7),
         **{f"prompt {n}, keep": Method(_prompt(n), G_PROMPT, chapter=7) for n in LENGTHS if n != 8},
-        "LoRA q,v r=1": Method(_lora_r1, G_LORA, chapter=7),
     },
     extra={"lengths": list(LENGTHS)},
 )
