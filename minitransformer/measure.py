@@ -113,23 +113,28 @@ class MemoryReport:
         return {**asdict(self), "total": self.total}
 
 
+def _training_copy(model, optimizer_cls, **optimizer_kwargs):
+    """A copy of `model` in training mode and an optimizer over its trainable parameters (the model is untouched)."""
+    model = copy.deepcopy(model)
+    model.train()
+    params = trainable_parameters(model)
+    if not params:
+        raise ValueError("the model has no trainable parameters (every requires_grad is False)")
+    return model, optimizer_cls(params, **optimizer_kwargs)
+
+
 def training_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **optimizer_kwargs) -> MemoryReport:
     """Measure one training step's memory by part, on a copy of `model` (the model is untouched).
 
     weights: every parameter and buffer; gradients: the .grad tensors; optimizer: the optimizer's
     state tensors after one step; activations: what autograd saved during the forward pass.
     """
-    model = copy.deepcopy(model)
-    model.train()
-    params = trainable_parameters(model)
-    if not params:
-        raise ValueError("the model has no trainable parameters (every requires_grad is False)")
-    optimizer = optimizer_cls(params, **optimizer_kwargs)
+    model, optimizer = _training_copy(model, optimizer_cls, **optimizer_kwargs)
     weights = sum(tensor_bytes(p) for p in model.parameters()) + sum(tensor_bytes(b) for b in model.buffers())
     with ActivationMeter(model) as meter:
         loss = loss_on_batch(model, batch)
     loss.backward()
-    gradients = sum(tensor_bytes(p.grad) for p in params if p.grad is not None)
+    gradients = sum(tensor_bytes(p.grad) for p in model.parameters() if p.grad is not None)
     optimizer.step()
     states = sum(
         tensor_bytes(v) for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v)
@@ -200,12 +205,7 @@ def observed_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **
     """
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    model = copy.deepcopy(model)
-    model.train()
-    params = trainable_parameters(model)
-    if not params:
-        raise ValueError("the model has no trainable parameters (every requires_grad is False)")
-    optimizer = optimizer_cls(params, **optimizer_kwargs)
+    model, optimizer = _training_copy(model, optimizer_cls, **optimizer_kwargs)
     prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
     with _quiet_stderr():  # the profiler's C++ side logs its start and stop to stderr
         prof.start()
@@ -235,7 +235,7 @@ def observed_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **
 
     allocated_in_step = {e[3] for e in events if e[1] > 0}
     preexisting = sum(size for ptr, size in meter.storages.items() if ptr not in allocated_in_step)
-    gradients = sum(tensor_bytes(p.grad) for p in params if p.grad is not None)
+    gradients = sum(tensor_bytes(p.grad) for p in model.parameters() if p.grad is not None)
     states = sum(tensor_bytes(v) for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v))
     return {
         "meter_activations": meter.bytes,

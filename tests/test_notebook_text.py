@@ -24,16 +24,20 @@ def _id(path):
     return f"{path.parent.name}/{path.name}"
 
 
+def code_trees(nb):
+    """The parsed code cells of a notebook (cells with IPython magics are skipped)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            try:
+                yield ast.parse(cell.source)
+            except SyntaxError:
+                continue
+
+
 def constants_assigned(nb) -> set[str]:
     """ALL_CAPS names the notebook's code assigns (e.g. STEPS = 150): they must not leak into prose bare."""
     names = set()
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue  # cells with IPython magics
+    for tree in code_trees(nb):
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", node.id):
                 names.add(node.id)
@@ -69,13 +73,7 @@ def test_every_chapter_links_the_glossary_and_states_its_time(path):
 
 def _calls(nb, name: str) -> list[ast.Call]:
     calls = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
+    for tree in code_trees(nb):
         calls += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                   and n.func.attr == name and isinstance(n.func.value, ast.Name) and n.func.value.id == "check"]
     return calls
