@@ -1,6 +1,6 @@
 """Chapter 4: does training only the last block fall behind full fine-tuning as the base gets deeper?
 
-Last block, BitFit and full fine-tuning on the shipped 4- and 6-layer bases (the 2-layer runs are in
+Last block and full fine-tuning on the shipped 4- and 6-layer bases (the 2-layer runs are in
 ch4_selective, with the same methods, grids and protocol), is_sorted, 150 steps of 64 examples. Each
 configuration's learning rate is chosen on validation over 5 seeds (grid extended when the best rate is at an
 end); test accuracy and forgetting are reported.
@@ -13,5 +13,5 @@ STUDY = Study(
     name="ch4_depth",
     description=__doc__.strip(),
     methods={f"{name}, {n} layers": Method(METHODS[name][0], METHODS[name][1], chapter=4, n_layer=n)
-             for n in (4, 6) for name in ("last block", "BitFit", "full")},
+             for n in (4, 6) for name in ("last block", "full")},
 )
