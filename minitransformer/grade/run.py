@@ -17,7 +17,7 @@ from pathlib import Path
 from ..check import core
 from . import report
 from .judge import grade_exercises
-from .sandbox import INSTALL_HINT, ROOT, Pool, bwrap, clean_env, command
+from .sandbox import INSTALL_HINT, ROOT, Pool, bwrap, clean_env, command, visible_in_sandbox
 from .submission import (SOLUTIONS, BadSubmission, chapter_notebook, code_cells, detect_chapter, exercises_of,
                          learner_definitions, load, predictions)
 
@@ -53,7 +53,7 @@ def hidden_paths(submissions, extra_tests=None, csv=None) -> list[Path]:
     if extra_tests:
         hide.add(Path(extra_tests).resolve())
     tmp = Path(tempfile.gettempdir()).resolve()
-    return sorted(p for p in hide if not (p == tmp or p.is_relative_to(Path("/tmp"))))
+    return sorted(p for p in hide if p != tmp and visible_in_sandbox(p))  # the rest is under the sandbox's empty /tmp
 
 
 RUNNER = (

@@ -29,6 +29,17 @@ class SandboxError(BaseException):
     `except Exception` must not swallow it)."""
 
 
+# The sandbox gets a fresh, empty /tmp. A course or a Python that lives under /tmp (a clone in a temp folder, as
+# CI makes) is bound back in, read-only, so the sandbox can still import the course and run its Python.
+REBOUND = sorted({p for p in (ROOT, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve())
+                  if p.is_relative_to("/tmp")})
+
+
+def visible_in_sandbox(path: Path) -> bool:
+    """Whether the sandbox could see `path` without a cover: outside /tmp, or inside a folder bound back in."""
+    return not path.is_relative_to("/tmp") or any(path.is_relative_to(r) for r in REBOUND)
+
+
 def bwrap() -> str | None:
     return shutil.which("bwrap")
 
@@ -50,7 +61,8 @@ def command(argv: list[str], hide: list[Path], unsafe: bool, workdir: str | None
     tool = bwrap()
     if tool is None:
         raise RuntimeError(INSTALL_HINT)
-    return [tool, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    rebind = [arg for path in REBOUND for arg in ("--ro-bind", str(path), str(path))]
+    return [tool, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *rebind,
             *_covers(hide), *(["--bind", workdir, workdir] if workdir else []),
             "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--chdir", workdir or "/tmp",
