@@ -35,7 +35,7 @@ from typing import Callable
 import torch
 
 from .checkpoint import load_base
-from .data import BASE_TASKS, IGNORE, ReplaySampler, TaskSampler, encode_lm
+from .data import BASE_TASKS, IGNORE, ReplaySampler, encode_lm
 from .forgetting import fine_tune
 from .runtime import setup
 from .stats import mean_ci
@@ -124,7 +124,7 @@ def run_one(prepare: Callable | None, lr: float, seed: int, task: str = "is_sort
             n_layer: int = 2, replay: float = 0.0, n_val: int = 300, n_test: int = 500, n_base: int = 100) -> dict:
     """One fine-tuning run under the protocol: its validation/test accuracy, forgetting and time per step."""
     setup(seed)
-    sampler = ReplaySampler(task, replay, seed=seed + 1) if replay else TaskSampler(task, 64, seed=seed + 1)
+    sampler = ReplaySampler(task, replay, seed=seed + 1) if replay else None  # None: fine_tune's own stream
     model, history = fine_tune(task, prepare=prepare, steps=steps, lr=lr, seed=seed, next_batch=sampler,
                                n_layer=n_layer)
     result = {"lr": lr, "seed": seed, **measure(model, task, n_layer, n_val, n_test, n_base),
