@@ -291,3 +291,13 @@ def forward_activation_bytes(model, batch: dict) -> int:
     with ActivationMeter(model) as meter:
         loss_on_batch(model, batch)
     return meter.bytes
+
+
+def effective_rank(delta: torch.Tensor, energy: float = 0.9) -> int:
+    """How many singular values of a matrix hold `energy` of its squared Frobenius norm (its "energy")."""
+    if not 0 < energy <= 1:
+        raise ValueError(f"energy must be in (0, 1], got {energy!r}")
+    s2 = torch.linalg.svdvals(delta.detach().float()) ** 2
+    if s2.sum() == 0:
+        return 0
+    return int((torch.cumsum(s2, 0) / s2.sum() < energy).sum()) + 1

@@ -4,7 +4,7 @@ The rates 3e-4, 1e-3 and 3e-3 (and any extension) come from ch4_selective's "ful
 task, budget (is_sorted, 150 steps of 64 examples), seeds and protocol. Every run is reported (no tuning here).
 """
 
-from ..experiment import Method, Study
+from ..protocol import Method, Study
 
 STUDY = Study(
     name="ch3_lr",

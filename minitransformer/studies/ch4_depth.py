@@ -6,7 +6,7 @@ configuration's learning rate is chosen on validation over 5 seeds (grid extende
 end); test accuracy and forgetting are reported.
 """
 
-from ..experiment import Method, Study
+from ..protocol import Method, Study
 from .ch4_selective import METHODS
 
 STUDY = Study(

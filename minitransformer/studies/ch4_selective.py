@@ -7,7 +7,7 @@ runs at every rate are kept, so the notebook can also compare methods at matched
 """
 
 from .. import peft
-from ..experiment import Method, Study
+from ..protocol import Method, Study
 
 LOW = (3e-4, 1e-3, 3e-3)
 MID = (1e-3, 3e-3, 1e-2)

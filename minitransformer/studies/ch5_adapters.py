@@ -8,7 +8,7 @@ grid (extended when the best rate is at an end); test accuracy and forgetting ar
 """
 
 from .. import peft
-from ..experiment import Method, Study
+from ..protocol import Method, Study
 
 GRID = (1e-3, 3e-3, 1e-2)
 

@@ -8,7 +8,7 @@ learning rate is chosen on validation (grids extended when the best rate is at a
 """
 
 from .. import peft
-from ..experiment import Method, Study
+from ..protocol import Method, Study
 
 G_PROMPT = (1e-2, 3e-2, 1e-1)
 

@@ -7,7 +7,7 @@ validation (grids extended when the best rate is at an end); test is reported.
 """
 
 from .. import peft
-from ..experiment import Method, Study
+from ..protocol import Method, Study
 from ..quantize import quantize_model
 
 GRID = (3e-3, 1e-2, 3e-2)

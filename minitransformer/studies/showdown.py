@@ -7,7 +7,7 @@ course introduces the method: chapter N's cost card shows the methods with chapt
 """
 
 from .. import peft
-from ..experiment import Method, Study
+from ..protocol import Method, Study
 
 G_FULL = (3e-4, 1e-3, 3e-3, 1e-2)
 G_MID = (3e-3, 1e-2, 3e-2, 1e-1)
