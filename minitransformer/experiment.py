@@ -17,12 +17,12 @@ from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, TOLERANCE, VAL_
                        base_scores, choose_lr, measure, run_one, run_study, summarise, test_set, val_set)
 from .protocol import _study
 from .study_results import (RESULTS, adapter_file_bytes, card_rows, load_study, prepared_model, recheck,
-                            results_path, sample_runs)
+                            reported_runs, results_path, sample_runs)
 
 __all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "TOLERANCE", "VAL_SEED", "Method", "Study",
            "base_loss", "base_scores", "choose_lr", "measure", "run_one", "run_study", "summarise", "test_set",
            "val_set", "RESULTS", "adapter_file_bytes", "card_rows", "load_study", "prepared_model", "recheck",
-           "results_path", "sample_runs", "main"]
+           "reported_runs", "results_path", "sample_runs", "main"]
 
 
 def main(argv=None) -> None:

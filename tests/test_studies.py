@@ -103,3 +103,15 @@ def test_replay_batches_mix_in_base_task_data():
     assert batch["x"].shape[0] == 48 and batch["replay"]["x"].shape[0] == 16
     with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\), got 1.5"):
         ReplaySampler("is_sorted", 1.5)
+
+
+def test_a_recheck_samples_the_runs_the_chapter_reports(shipped):
+    results, study = shipped
+    sample = experiment.sample_runs(results, n=3)
+    assert len(sample) == min(3, len(results["runs"]))
+    for run in sample:
+        if study.tune:
+            assert run["lr"] == results["methods"][run["method"]]["chosen_lr"], run
+    assert sample == experiment.sample_runs(results, n=3)  # a fixed rule: the same runs every time
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+        experiment.sample_runs(results, n=0)
