@@ -1,4 +1,5 @@
-"""Seed statistics in one place: the mean with a Student-t confidence interval, and overlap of intervals.
+"""Seed statistics in one place: the mean with a Student-t confidence interval, overlap of intervals, and a
+rank correlation.
 
 No scipy: the t quantile is found numerically from the t distribution's CDF (regularized incomplete beta,
 evaluated with a continued fraction), exact to far more digits than any seed study needs.
@@ -103,3 +104,40 @@ def intervals_overlap(a, b) -> bool:
 
     (a_low, a_high), (b_low, b_high) = bounds(a), bounds(b)
     return a_low <= b_high and b_low <= a_high
+
+
+def _average_ranks(values: list[float]) -> list[float]:
+    """Ranks 1..n of `values`; tied values share the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman's rank correlation of two equally long sequences (ties get average ranks), in [-1, 1].
+
+    It asks only whether y rises with x, not by how much; it needs at least 3 pairs and neither sequence constant.
+    """
+    x, y = [float(v) for v in x], [float(v) for v in y]
+    if len(x) != len(y):
+        raise ValueError(f"rank_correlation needs sequences of equal length, got {len(x)} and {len(y)}")
+    if len(x) < 3:
+        raise ValueError(f"rank_correlation needs at least 3 pairs, got {len(x)}")
+    if any(math.isnan(v) for v in x + y):
+        raise ValueError("rank_correlation got a NaN among its values")
+    for name, values in (("x", x), ("y", y)):
+        if len(set(values)) == 1:
+            raise ValueError(f"rank_correlation: {name} is constant ({values[0]}), so it has no ranking")
+    rx, ry = _average_ranks(x), _average_ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return covariance / spread

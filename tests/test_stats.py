@@ -1,10 +1,11 @@
-"""Seed statistics: the Student-t interval matches printed tables; overlap is symmetric and inclusive."""
+"""Seed statistics: the Student-t interval matches printed tables; overlap is symmetric and inclusive; rank
+correlation sees order only."""
 
 import math
 
 import pytest
 
-from minitransformer.stats import intervals_overlap, mean_ci, t_quantile
+from minitransformer.stats import intervals_overlap, mean_ci, rank_correlation, t_quantile
 
 
 @pytest.mark.parametrize("dof, table", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)])
@@ -33,3 +34,19 @@ def test_intervals_overlap():
     assert not intervals_overlap((0.5, 0, 1), (3, 2, 4))
     with pytest.raises(ValueError, match="above high"):
         intervals_overlap((2, 1), (0, 1))
+
+
+def test_rank_correlation_sees_order_not_size():
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 300, 4000]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # one swapped neighbour among 5: Spearman's 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 12 / 120
+    assert rank_correlation([1, 2, 3, 4, 5], [1, 3, 2, 4, 5]) == pytest.approx(0.9)
+    # ties share the average rank: x ranks (1, 2.5, 2.5, 4) against y ranks (1, 2, 3, 4)
+    assert rank_correlation([1, 5, 5, 9], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+
+
+@pytest.mark.parametrize("x, y, message", [([1, 2], [1, 2], "at least 3"), ([1, 2, 3], [1, 2], "equal length"),
+                                           ([1, 1, 1], [1, 2, 3], "constant"), ([1, 2, float("nan")], [1, 2, 3], "NaN")])
+def test_rank_correlation_refuses_what_it_cannot_rank(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        rank_correlation(x, y)
