@@ -196,7 +196,8 @@ def qlora_memory(shape: DecoderShape = LLAMA_65B, r: int = 64, batch: int = 1, s
     """Bytes of one QLoRA training step in the paper's configuration.
 
     - Every linear layer of the blocks frozen in `weight_bits` (NF4 with double quantization: 4.127);
-      embeddings, LM head and norms kept in 16 bits.
+      embeddings and LM head kept in 16 bits. QLoRA's code keeps the norms in float32; they are counted at
+      16 bits here too (a few MB at 65B).
     - LoRA r on every linear layer, adapters in bf16 with bf16 gradients and two fp32 Adam moments:
       2 + 2 + 8 = 12 bytes per trainable parameter, no fp32 master copy.
     - Activations: 16-bit, fused attention, with or without checkpointing (`activation_bytes`); the paper
