@@ -50,6 +50,19 @@ ALIASES = {
     "Pfeiffer m=8": "Pfeiffer adapter m=8",
 }
 
+# A variant of a method (the same method with something added to its training) keeps the method's colour and
+# marker, drawn hollow: {"color", "marker", "hollow": True}.
+VARIANT_SUFFIXES = (" + replay",)
+
+
+def _variant_of(name: str) -> str | None:
+    """The known method `name` is a variant of ("full + replay" -> "full"), or None."""
+    for suffix in VARIANT_SUFFIXES:
+        plain = ALIASES.get(name[: -len(suffix)], name[: -len(suffix)])
+        if name.endswith(suffix) and plain in METHOD_STYLES:
+            return plain
+    return None
+
 
 def series_style(i: int) -> dict:
     """Colour and marker of the i-th series in a figure: {"color", "marker"}, distinct for i < 16."""
@@ -61,7 +74,8 @@ def series_style(i: int) -> dict:
 def method_style(name: str) -> dict:
     """The colour and marker a method has in every chapter: {"color", "marker"}.
 
-    Known method names (METHOD_STYLES, ALIASES) have fixed slots. Any other name gets a slot from a stable
+    Known method names (METHOD_STYLES, ALIASES) have fixed slots; a variant of one ("full + replay") has its
+    slot, drawn hollow ("hollow": True). Any other name gets a slot from a stable
     hash of its name, so it is the same in every chapter; use styles_for() to keep a figure's series
     distinct when unknown names could collide.
     """
@@ -70,14 +84,16 @@ def method_style(name: str) -> dict:
     name = ALIASES.get(name, name)
     if name in METHOD_STYLES:
         return series_style(METHOD_STYLES[name])
+    if _variant_of(name):
+        return {**series_style(METHOD_STYLES[_variant_of(name)]), "hollow": True}
     import zlib
 
     return series_style(zlib.crc32(name.encode()) % len(PALETTE))
 
 
 def styles_for(names) -> dict[str, dict]:
-    """A distinct style for each name in one figure: known methods keep their slot, other names get the
-    first free slots (up to 16 distinct names; more raise)."""
+    """A distinct style for each name in one figure: known methods keep their slot, a variant of one keeps its
+    slot drawn hollow, other names get the first free slots (up to 16 distinct names; more raise)."""
     names = list(dict.fromkeys(names))
     if len(names) > len(PALETTE):
         raise ValueError(f"at most {len(PALETTE)} distinct series fit one figure, got {len(names)}")
@@ -87,6 +103,10 @@ def styles_for(names) -> dict[str, dict]:
         if key in METHOD_STYLES and METHOD_STYLES[key] not in used:
             styles[name] = series_style(METHOD_STYLES[key])
             used.add(METHOD_STYLES[key])
+    for name in names:
+        if name not in styles and _variant_of(name):  # the plain method's slot, hollow
+            styles[name] = method_style(name)
+            used.add(METHOD_STYLES[_variant_of(name)])
     free = (i for i in range(len(PALETTE)) if i not in used)
     for name in names:
         if name not in styles:
@@ -146,12 +166,13 @@ def draw_mean(ax, position: float, values, style: dict, horizontal: bool = False
     alpha = 0.35 if muted else 1.0
     error = [[mean - low], [high - mean]]
     where = position + offset
+    face = "white" if style.get("hollow") else style["color"]
     if horizontal:
         ax.errorbar([mean], [where], xerr=error, fmt=style["marker"], color=style["color"], capsize=3,
-                    alpha=alpha, label=label, markersize=7, zorder=3)
+                    alpha=alpha, label=label, markersize=7, zorder=3, markerfacecolor=face)
     else:
         ax.errorbar([where], [mean], yerr=error, fmt=style["marker"], color=style["color"], capsize=3,
-                    alpha=alpha, label=label, markersize=7, zorder=3)
+                    alpha=alpha, label=label, markersize=7, zorder=3, markerfacecolor=face)
     if seed_dots and len(values) > 1:
         spread = np.linspace(-jitter, jitter, len(values)) + where
         if horizontal:

@@ -117,6 +117,24 @@ def test_sixteen_series_have_distinct_colours_and_markers():
     assert plotting.method_style("last block") != plotting.method_style("IA3")
 
 
+def test_a_variant_of_a_method_keeps_its_colour_and_marker_drawn_hollow():
+    full, replay = plotting.method_style("full"), plotting.method_style("full + replay")
+    assert replay == {**full, "hollow": True} and "hollow" not in full
+    assert plotting.method_style("full fine-tuning + replay") == replay
+    assert "hollow" not in plotting.method_style("no such method + replay")
+    shown = plotting.styles_for(["full", "full + replay", "LoRA q,v r=8 + replay", "a method without a slot"])
+    assert shown["full"] == full and shown["full + replay"] == replay
+    assert shown["LoRA q,v r=8 + replay"] == {**plotting.method_style("LoRA q,v r=8"), "hollow": True}
+    assert shown["a method without a slot"]["color"] not in {full["color"], shown["LoRA q,v r=8 + replay"]["color"]}
+    fig, ax = plt.subplots()
+    try:
+        plotting.plot_means(ax, {"full": [1, 2], "full + replay": [1, 2]}, styles=shown)
+        faces = [line.get_markerfacecolor() for line in ax.get_lines() if line.get_marker() == full["marker"]]
+        assert faces == [full["color"], "white"]
+    finally:
+        plt.close(fig)
+
+
 def test_scale_rule():
     assert plotting.axis_scale([1, 2, 3, 50]) == "linear"
     assert plotting.axis_scale([1_000, 100_000]) == "log"
