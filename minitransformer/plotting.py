@@ -123,7 +123,7 @@ def draw_block(ax, placement: str = "none", title: str | None = None):
             y += 0.7
             continue
         ax.add_patch(FancyBboxPatch((0.0, y), 1.0, 0.5, boxstyle="round,pad=0.05", fc=colour, ec="black"))
-        text = label if label != "adapter" else "adapter\ndown → ReLU → up (+ skip)"
+        text = label if label != "adapter" else "adapter (+ skip)\ndown → ReLU → up"
         ax.text(0.5, y + 0.25, text, ha="center", va="center", fontsize=8 if label == "adapter" else 10)
         centres.append(y + 0.25)
         y += 0.8
