@@ -22,7 +22,7 @@ QUESTIONS = [
              "the input onto positions it never saw. The confound matters for models with learned absolute "
              "positions, such as GPT-2 and ours; their small-scale weakness has other causes.",
              choices=("a", "b")),
-    Question("q4", "Why did Li & Liang train the prefix through a small MLP (P = MLP(P')) instead of directly? "
+    Question("q4", "Why did Li & Liang train the prefix through an MLP (P = MLP(P')) instead of directly? "
              "(a) to save memory at inference (b) training the prefix directly was unstable and performed "
              "slightly worse (c) the MLP is kept and adds capacity at inference",
              "b",
