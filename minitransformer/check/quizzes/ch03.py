@@ -11,8 +11,10 @@ QUESTIONS = [
     Question("q2", "A language-model batch has 4 rows of 12 target positions; 15 of the 48 targets are answer "
              "tokens, the rest are IGNORE (prompt and padding). Over how many positions is the masked loss "
              "averaged?", 15,
-             "Only the answer tokens are graded: the prompt is given and the padding is not text. Averaging over "
-             "all 48 positions would shrink the loss by 15/48 and weight short answers less than long ones."),
+             "Only the answer tokens are graded: the prompt is given and the padding is not text. Dividing the same "
+             "sum by all 48 positions would scale the loss by 15/48, a factor that changes from batch to batch with "
+             "the padding, so batches with short answers would count less; grading the prompt's characters too "
+             "would make the loss mostly about predicting random characters, which is not the task."),
     Question("q3", "You forget optimizer.zero_grad(). Which gradient does the third call of your training step "
              "hand to the optimizer? (a) the third batch's (b) the sum of the three batches' gradients (c) zero",
              "b",
@@ -24,9 +26,9 @@ QUESTIONS = [
              "Clipping rescales the gradients: they exist only after backward(), and the optimizer uses them in "
              "step(). Before backward there is nothing to clip; after step it is too late.",
              choices=("a", "b", "c")),
-    Question("q5", "Full fine-tuning for a fixed number of steps at a 30 times smaller learning rate: what happens "
-             "to the base tasks and to the new task? (a) it forgets less and learns less (b) it forgets less and "
-             "learns as much (c) it forgets as much", "a",
+    Question("q5", "Full fine-tuning for a fixed number of steps at a much smaller learning rate (1e-4 instead of "
+             "the 9e-3 chosen on validation): what happens to the base tasks and to the new task? (a) it forgets "
+             "less and learns less (b) it forgets less and learns as much (c) it forgets as much", "a",
              "In this chapter's measurement both move together: the small rate keeps more of the base tasks and "
              "reaches a lower new-task accuracy in the same budget. Full fine-tuning moves along a trade-off "
              "curve; whether a PEFT method beats the curve is what chapters 4-8 measure.",
