@@ -9,9 +9,10 @@ QUESTIONS = [
     Question("q2", "Why is each method compared at its own tuned learning rate, not at one shared rate? "
              "(a) a shared rate suits some methods and starves others, so the comparison would measure the rate, "
              "not the method (b) it is faster (c) the rate does not matter for forgetting", "a",
-             "A few hundred biases need larger steps than a whole block to move as far in the same budget. At one "
-             "shared rate, a method can look gentle only because it barely trained. Forgetting grows with the rate "
-             "(chapter 3), so a rate difference alone can reorder the methods.",
+             "A thousand or so biases, or a few hundred LayerNorm scales and shifts, need larger steps than a whole "
+             "block to move as far in the same budget. At one shared rate, a method can look gentle only because it "
+             "barely trained. Forgetting grows with the rate (chapter 3), so a rate difference alone can reorder the "
+             "methods.",
              choices=("a", "b", "c")),
     Question("q3", "Two methods' 95% intervals for forgetting overlap. What may you conclude? (a) the one with the "
              "lower mean forgets less (b) no difference is established with these seeds (c) they forget exactly "
