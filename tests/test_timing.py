@@ -41,8 +41,23 @@ def test_a_step_that_sleeps_is_measured_at_least_that_long_and_slower_than_the_s
     assert times["slow"] > times["fast"]
 
 
+def test_on_the_process_clock_a_sleep_is_not_counted():
+    torch.manual_seed(0)
+    fast = MiniTransformer(TINY)
+    slow = Slow(TINY)  # the same work plus 50 ms in which the process waits and uses no CPU
+    slow.load_state_dict(fast.state_dict())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the process clock sums every thread's CPU time, idle spinning included
+    try:
+        times = step_times({"fast": fast, "slow": slow}, TaskSampler("copy", 8, seed=0)(), rounds=3, steps=2,
+                           clock=time.process_time)
+    finally:
+        torch.set_num_threads(threads)
+    assert 0 < times["slow"] < 0.05 and 0 < times["fast"] < 0.05
+
+
 @pytest.mark.parametrize("kwargs, message", [({"models": {}}, "non-empty dict"), ({"rounds": 0}, "rounds"),
-                                             ({"steps": 1.5}, "steps")])
+                                             ({"steps": 1.5}, "steps"), ({"clock": 0.5}, "clock")])
 def test_bad_input_is_named(kwargs, message):
     args = {"models": {"a": MiniTransformer(TINY)}, "batch": TaskSampler("copy", 4, seed=0)()} | kwargs
     with pytest.raises(ValueError, match=message):

@@ -28,7 +28,7 @@ QUESTIONS = [
              "BitFit changes values the model already has (its biases): same shapes, same computation. Prompt tuning "
              "lengthens every input and adapters add layers. LoRA and IA3 reach the base's cost once merged.",
              choices=("a", "b", "c")),
-    Question("q5", "Replay nearly removed forgetting for every method it was tried on. What does it need that a "
+    Question("q5", "Replay cut forgetting for every method it was tried on. What does it need that a "
              "PEFT method does not? (a) more trainable parameters (b) some of the old tasks' data at fine-tuning "
              "time (c) a larger learning rate",
              "b",
