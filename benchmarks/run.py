@@ -29,6 +29,7 @@ import minitransformer as mt  # noqa: E402
 from minitransformer import peft, showdown  # noqa: E402
 from minitransformer.data import encode  # noqa: E402
 from minitransformer.notebooks import SOLUTIONS, execute  # noqa: E402
+from minitransformer.timing import step_times  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results.json"
 
@@ -63,17 +64,18 @@ def tokens_per_second(repeats: int = 3, steps: int = 40) -> dict:
                                                        "batch": 64, "steps": steps}
 
 
-def per_method(steps: int = 40) -> dict:
-    results = {}
-    batch_examples = mt.make_examples("is_sorted", 64, seed=0)
+def per_method(rounds: int = 10, steps: int = 4) -> dict:
+    """Each method's training step on one batch of 64: CPU time per step (all methods in interleaved rounds,
+    best round each, on the process's CPU clock so that other jobs' load does not count), parameters, memory."""
+    mt.setup()
+    batch = encode(mt.make_examples("is_sorted", 64, seed=0))
+    models = {}
     for method, (prepare, _) in showdown.METHODS.items():
-        mt.setup()
-        model = mt.Classifier(mt.load_base())
-        prepare(model)
-        batch = encode(batch_examples)
-        history = mt.train(model, lambda: batch, steps=steps, lr=1e-3, progress=False)
-        results[method] = {"ms_per_step": round(1000 * history.seconds / steps, 2), **showdown.profile(method)}
-    return results
+        models[method] = mt.Classifier(mt.load_base())
+        prepare(models[method])
+    seconds = step_times(models, batch, rounds=rounds, steps=steps, clock=time.process_time)
+    return {method: {"cpu_ms_per_step": round(1000 * seconds[method], 2), **showdown.profile(method)}
+            for method in models}
 
 
 def inference(repeats: int = 50) -> dict:
