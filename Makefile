@@ -6,24 +6,40 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # A CPU build of PyTorch. On this project's machines `torch==2.13.0` is a local CPU wheel; on a Linux
 # laptop add TORCH_INDEX=https://download.pytorch.org/whl/cpu to avoid the multi-GB CUDA build
-# (macOS and Windows get a CPU build from PyPI anyway).
+# (macOS and Windows get a CPU build from PyPI anyway). That index is searched besides PyPI, where the
+# locked versions of torch's own dependencies are; for the pinned version pip prefers its `+cpu` build.
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
+# Every install uses the lock as pip constraints: the exact versions CI tested (`make lock` refreshes it).
+LOCK := requirements-lock.txt
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, CI) unless told it may.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: setup lab test pretrain notebooks check-notebooks benchmark clean
+.PHONY: setup lab test lock pretrain notebooks check-notebooks benchmark clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Refresh the lock with today's releases: a throwaway venv (build/lock-venv, removed after) gets torch and the
+# course without constraints, and tools/lock.py writes its `pip freeze` into $(LOCK) and environment.yml's pins.
+# .venv/ is not touched; run `make test` next (the changed lock reinstalls .venv/) and commit both files.
+LOCK_VENV := build/lock-venv
+
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable > $(LOCK_VENV)/freeze.txt
+	$(PYTHON) tools/lock.py $(LOCK_VENV)/freeze.txt
+	rm -rf $(LOCK_VENV)
 
 # The course's JupyterLab settings (no news or update pop-ups over chapter 1), installed into the venv's own
 # settings folder, never the user's home.

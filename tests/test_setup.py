@@ -1,4 +1,5 @@
-"""Set-up: the two dependency lists agree, torch is a CPU build, and `make lab` serves the course."""
+"""Set-up: the lock, pyproject.toml and environment.yml agree, the locked versions are the installed ones, torch
+is a CPU build, and `make lab` serves the course."""
 
 import importlib.metadata
 import os
@@ -13,8 +14,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 try:
     import tomllib
@@ -23,6 +28,50 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"torch": "pytorch-cpu"}  # conda-forge's CPU-only PyTorch
+LOCK = ROOT / "requirements-lock.txt"
+PIN = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==([0-9][0-9A-Za-z.!-]*)")  # no local label, no URL
+
+
+def project_requirements(with_markers: bool = False) -> list[Requirement]:
+    """pyproject.toml's dependencies and dev extra; those with environment markers only if asked."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    return [r for r in requirements if with_markers or r.marker is None]
+
+
+def lock_lines() -> list[str]:
+    return [line.strip() for line in LOCK.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def locked() -> dict[str, str]:
+    """The lock's versions by canonical package name."""
+    pins = [PIN.fullmatch(line) or pytest.fail(f"not a `name==version` line in the lock: {line!r}") for line in lock_lines()]
+    return {canonicalize_name(pin[1]): pin[2] for pin in pins}
+
+
+def test_the_lock_pins_exact_versions_once_each():
+    lines = lock_lines()
+    assert len(lines) > 50  # torch, the course's packages and what they pull in
+    bad = [line for line in lines if not PIN.fullmatch(line)]
+    assert bad == [], f"not `name==version` (an editable, URL, range or local-label line?): {bad}"
+    names = [canonicalize_name(PIN.fullmatch(line)[1]) for line in lines]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+    header = LOCK.read_text().split("\n")[:8]
+    assert any("make lock" in line for line in header) and any(re.search(r"\d{4}-\d{2}-\d{2}", line) for line in header)
+    # The Makefile installs the locked torch (`make setup` would fail on a conflicting pin).
+    torch_pin = re.search(r"^TORCH \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M)[1]
+    assert f"torch=={locked()['torch']}" == torch_pin
+
+
+def test_every_dependency_is_locked_within_its_pyproject_range():
+    versions = locked()
+    for requirement in project_requirements(with_markers=True):
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue  # e.g. tomli, only for Python versions the lock was not made for
+        name = canonicalize_name(requirement.name)
+        assert name in versions, f"{requirement.name} is in pyproject.toml but not in the lock"
+        assert requirement.specifier.contains(versions[name], prereleases=True), \
+            f"the lock's {requirement.name}=={versions[name]} is outside pyproject.toml's {requirement}"
 
 
 def split(requirement: str):
@@ -30,17 +79,33 @@ def split(requirement: str):
     return name.lower().replace("_", "-"), spec.replace(" ", "")
 
 
-def test_environment_yml_lists_the_same_dependencies_as_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+def test_environment_yml_pins_the_same_dependencies_as_the_lock():
+    versions = locked()
     wanted = {}
-    for requirement in project["dependencies"] + project["optional-dependencies"]["dev"]:
-        if ";" in requirement:  # environment markers: only for other Python versions
-            continue
-        name, spec = split(requirement)
-        wanted[CONDA_NAMES.get(name, name)] = spec
+    for requirement in project_requirements():  # environment markers: only for other Python versions
+        name = canonicalize_name(requirement.name)
+        wanted[CONDA_NAMES.get(name, name)] = "==" + versions[name]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = dict(split(d) for d in env["dependencies"] if isinstance(d, str) and d not in ("pip",) and not d.startswith("python="))
     assert conda == wanted
+
+
+def test_the_installed_versions_are_the_locked_ones():
+    """What proves that `make test` installed with the lock: every locked package is here at its locked version
+    (a local label such as torch's `+cpu` aside). A conda environment resolves the packages the course's own
+    pull in itself, so there only the direct ones, which environment.yml pins, are compared."""
+    versions = locked()
+    if (Path(sys.prefix) / "conda-meta").is_dir():
+        versions = {n: v for n, v in versions.items() if n in {canonicalize_name(r.name) for r in project_requirements()}}
+    wrong = {}
+    for name, version in versions.items():
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or Version(Version(installed).public) != Version(version):
+            wrong[name] = (installed, version)
+    assert wrong == {}, f"installed vs locked: {wrong}; run `rm {sys.prefix}/.installed && make setup`"
 
 
 def test_torch_is_a_cpu_build():
