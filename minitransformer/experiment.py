@@ -13,16 +13,18 @@ import argparse
 import json
 from pathlib import Path
 
-from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, TOLERANCE, VAL_SEED, Method, Study, base_loss,
-                       base_scores, choose_lr, measure, run_one, run_study, summarise, test_set, val_set)
-from .protocol import _study
-from .study_results import (RESULTS, adapter_file_bytes, card_rows, load_study, prepared_model, recheck,
-                            reported_runs, results_path, sample_runs)
+from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, VAL_SEED, Method, Study, base_loss, base_scores,
+                       choose_lr, measure, run_one, run_study, study_definition, study_run, summarise, test_set,
+                       val_set)
+from .study_results import (LIVE_SEED_OFFSET, RECHECKED, RESULTS, SPREAD, adapter_file_bytes, allowed_range, card_rows,
+                            check_consistent, live_seed, load_study, prepared_model, recheck, reported_runs,
+                            results_path, sample_runs, seed_values)
 
-__all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "TOLERANCE", "VAL_SEED", "Method", "Study",
-           "base_loss", "base_scores", "choose_lr", "measure", "run_one", "run_study", "summarise", "test_set",
-           "val_set", "RESULTS", "adapter_file_bytes", "card_rows", "load_study", "prepared_model", "recheck",
-           "reported_runs", "results_path", "sample_runs", "main"]
+__all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "VAL_SEED", "Method", "Study", "base_loss",
+           "base_scores", "choose_lr", "measure", "run_one", "run_study", "study_definition", "study_run",
+           "summarise", "test_set", "val_set", "LIVE_SEED_OFFSET", "RECHECKED", "RESULTS", "SPREAD", "adapter_file_bytes",
+           "allowed_range", "card_rows", "check_consistent", "live_seed", "load_study", "prepared_model",
+           "recheck", "reported_runs", "results_path", "sample_runs", "seed_values", "main"]
 
 
 def main(argv=None) -> None:
@@ -34,7 +36,7 @@ def main(argv=None) -> None:
     if args.processes < 1:
         parser.error(f"--processes must be at least 1, got {args.processes}")
     try:
-        study = _study(args.study)
+        study = study_definition(args.study)
     except ModuleNotFoundError:
         known = sorted(p.stem for p in (Path(__file__).parent / "studies").glob("*.py") if p.stem != "__init__")
         parser.error(f"unknown study {args.study!r}; known studies: {known}")

@@ -37,9 +37,6 @@ from .train import classification_accuracy, eval_set, evaluate_base_tasks, loss_
 VAL_SEED = 54321  # validation sets: their own seed, distinct from the test sets' (train.EVAL_SEED)
 SMALL_DATA_SEED = 77  # a small-data run with seed s trains on make_examples(task, n_train, seed=77 + s)
 MAX_EXTENSIONS = 3
-# Live re-checks on the same machine and thread count reproduce a run bit for bit; another CPU drifts a little.
-# These are the differences a re-check tolerates (absolute; loss in nats).
-TOLERANCE = {"val_accuracy": 0.03, "test_accuracy": 0.03, "forgetting_em": 0.10, "forgetting_loss": 0.10}
 METRICS = ("test_accuracy", "forgetting_em", "forgetting_loss")
 
 
@@ -151,17 +148,22 @@ def run_one(prepare: Callable | None, lr: float, seed: int, task: str = "is_sort
     return result
 
 
-def _study(name: str) -> Study:
+def study_definition(name: str) -> Study:
+    """The `Study` that `minitransformer/studies/NAME.py` defines."""
     return importlib.import_module(f"minitransformer.studies.{name}").STUDY
 
 
-def _job(args) -> dict:
-    study_name, method, lr, seed = args
-    study = _study(study_name)
+def study_run(study_name: str, method: str, lr: float, seed: int) -> dict:
+    """One run of a study's method at one rate and seed, exactly as `run_study` makes it."""
+    study = study_definition(study_name)
     m = study.methods[method]
     result = run_one(m.prepare, lr, seed, study.task, study.steps, m.n_layer, m.replay, study.n_val,
                      study.n_test, study.n_base, m.n_train, study.extra_metrics)
     return {"method": method, **result}
+
+
+def _job(args) -> dict:  # one argument, for the process pool
+    return study_run(*args)
 
 
 def _run_jobs(jobs: list, processes: int) -> list[dict]:

@@ -115,3 +115,55 @@ def test_a_recheck_samples_the_runs_the_chapter_reports(shipped):
     assert sample == experiment.sample_runs(results, n=3)  # a fixed rule: the same runs every time
     with pytest.raises(ValueError, match="n must be a positive int, got 0"):
         experiment.sample_runs(results, n=0)
+
+
+def _others_allowed(results, method, lr, metric, runs, left_out):
+    others = [r[metric] for r in runs if r is not left_out]
+    low, high = experiment.allowed_range(results, method, lr, metric, others)
+    margin = (high - max(others) + (min(others) - low)) / 2 / experiment.SPREAD  # one range (or floor)
+    value = left_out[metric]
+    return max(min(others) - value, value - max(others), 0.0) / margin
+
+
+def test_the_recheck_margin_is_justified_by_the_studies_own_seeds():
+    # Leave one seed out at a time: how many of its method's ranges (at its rate) does it lie beyond the other
+    # seeds? A live run on another machine is another seed, so the margin must cover every such case.
+    worst, checked = 0.0, 0
+    for name in SHIPPED:
+        results = experiment.load_study(name)
+        for run in experiment.reported_runs(results):
+            runs = [r for r in results["runs"] if r["method"] == run["method"] and r["lr"] == run["lr"]]
+            for metric in experiment.RECHECKED:
+                worst = max(worst, _others_allowed(results, run["method"], run["lr"], metric, runs, run))
+                checked += 1
+    assert checked > 1000
+    assert worst <= experiment.SPREAD, f"a shipped run lies {worst:.2f} ranges beyond its method's other seeds"
+
+
+def test_a_live_value_is_judged_against_the_stored_seeds_spread():
+    results = experiment.load_study("showdown")
+    method, lr = "full", results["methods"]["full"]["chosen_lr"]
+    values = experiment.seed_values(results, method, lr, "test_accuracy")
+    low, high = experiment.allowed_range(results, method, lr, "test_accuracy")
+    assert low < min(values) <= max(values) < high
+    rows = experiment.check_consistent(results, method, lr, {"test_accuracy": max(values) + 0.01}, seed=99)
+    assert rows[0]["same_seed"] is None and rows[0]["seeds"] == (min(values), max(values))
+    with pytest.raises(AssertionError, match=r"full at lr .* gives test_accuracy 0\.3.*outside"):
+        experiment.check_consistent(results, method, lr, {"test_accuracy": 0.3}, seed=0)
+    bitfit_lr = results["methods"]["BitFit"]["chosen_lr"]  # seeds that agree closely: a tight range
+    with pytest.raises(AssertionError, match="BitFit"):
+        experiment.check_consistent(results, "BitFit", bitfit_lr, {"test_accuracy": 0.6})
+    with pytest.raises(ValueError, match="no method 'ful'"):
+        experiment.seed_values(results, "ful", lr, "test_accuracy")
+    with pytest.raises(ValueError, match="no runs of 'full' at lr 0.123"):
+        experiment.seed_values(results, "full", 0.123, "test_accuracy")
+
+
+def test_live_reruns_take_their_seed_offset_from_the_environment(monkeypatch):
+    monkeypatch.delenv(experiment.LIVE_SEED_OFFSET, raising=False)
+    assert experiment.live_seed(3) == 3
+    monkeypatch.setenv(experiment.LIVE_SEED_OFFSET, "1000")
+    assert experiment.live_seed(3) == 1003
+    monkeypatch.setenv(experiment.LIVE_SEED_OFFSET, "ten")
+    with pytest.raises(ValueError, match="must be a whole number .* got 'ten'"):
+        experiment.live_seed(3)
