@@ -112,10 +112,8 @@ def predict_trainable_parameters_reference(config: dict, r: int, num_classes: in
     base = sum(p.numel() for p in model.parameters())
     d, layers = config["d_model"], config["n_layer"]
     lora = layers * 2 * r * (d + d)  # A (r x d) and B (d x r) on q and v in every block
-    head = d * num_classes + num_classes
-    lm_head = config["vocab_size"] * d  # "head" also matches base.lm_head: HF copies it too
-    copies = head + lm_head
-    return lora + copies, base + lora + copies
+    head = d * num_classes + num_classes  # modules_to_save trains a copy of the head, counted beside the original
+    return lora + head, base + lora + head
 
 
 @register("10.2", "predict print_trainable_parameters()", 3, predict_trainable_parameters_reference,
@@ -139,9 +137,16 @@ def _check_trainable(fn):
     yield Part("returns (trainable, all) as two ints", True)
     lora = config["n_layer"] * 2 * r * 2 * config["d_model"]
     head = config["d_model"] * classes + classes
+    lm_head = config["vocab_size"] * config["d_model"]
+    copied = {n for n, m in wrapped.named_modules() if isinstance(m, hf.utils.ModulesToSaveWrapper)}
+    lm_head_copied = any(n.endswith("base.lm_head") for n in copied)
     message = f"HF prints trainable {trainable:,}; you predicted {got[0]:,}"
-    if got[0] == lora + head:
-        message += ": LoRA and the head are right, but modules_to_save=[\"head\"] also matched base.lm_head"
+    if got[0] == lora + head and lm_head_copied:
+        message += (f": LoRA and the head are right, but peft {hf.__version__}'s modules_to_save=[\"head\"] also "
+                    "matched base.lm_head")
+    elif got[0] == lora + head + lm_head and not lm_head_copied:
+        message += (f": you counted a copy of base.lm_head, but peft {hf.__version__} matches modules_to_save by whole "
+                    "name parts, so [\"head\"] copies the task head only (releases before 0.22 also copied base.lm_head)")
     elif got[0] == lora:
         message += ": the head's copy (modules_to_save) trains too"
     yield Part("the trainable count, with HF's extras", got[0] == trainable, message)

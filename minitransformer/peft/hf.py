@@ -11,8 +11,10 @@ What is compatible (both ways):
   use_rslora for every layer (HF's r, lora_alpha, lora_dropout, use_rslora);
 - IA3 on keys, values and other linear layers (HF scales their outputs) and on mlp.act (the course scales
   the activation; HF scales the input of mlp.fc_out, a "feedforward" module: the same numbers);
-- a Classifier's task head, which HF keeps through modules_to_save=["head"]. HF matches that by suffix, so it
-  also wraps (and saves a copy of) base.lm_head; export writes that copy, import checks it is untouched.
+- a Classifier's task head, which HF keeps through modules_to_save=["head"]. peft 0.22 matches that name by
+  whole dot-separated parts, so it wraps the head alone, and export writes the head alone. Releases before 0.22
+  matched it as a plain string suffix and also wrapped (and saved a copy of) base.lm_head; import accepts such a
+  file and checks that the copy is untouched.
 
 What is not (refused with an error that names the option): other methods (bottleneck adapters, prompt and
 prefix tuning, HF's other PEFT types), DoRA, LoRA biases (bias != "none", lora_bias), fan_in_fan_out,
@@ -118,8 +120,6 @@ def export_hf(model: nn.Module, name: str, folder) -> Path:
         config["modules_to_save"] = [TASK_HEAD]
         for key, value in model.head.named_parameters():
             tensors[f"{PREFIX}{TASK_HEAD}.{key}"] = value
-        # HF matches modules_to_save by suffix, so "head" also wraps base.lm_head and expects its tensor.
-        tensors[f"{PREFIX}base.lm_head.weight"] = lm.lm_head.weight
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS_FILE

@@ -90,7 +90,7 @@ def _apply(model: nn.Module, config: dict, tensors: dict[str, torch.Tensor], nam
             own = lm.get_submodule(course) if course in dict(lm.named_modules()) else None
             current = getattr(own, param, None) if own is not None else None
             if isinstance(current, torch.Tensor) and current.shape == value.shape and torch.equal(current.detach(), value.to(current.dtype)):
-                continue  # an untouched copy of a base weight (modules_to_save=["head"] also wraps base.lm_head)
+                continue  # an untouched copy of a base weight (peft < 0.22's modules_to_save=["head"] also wrapped base.lm_head)
             raise ValueError(f"tensor {key!r} is a trained base parameter ({course}.{param}, from modules_to_save); "
                              "import_hf takes adapters and the task head only")
         adapters.setdefault(course_name(model, module_key), {})[attr] = value

@@ -49,7 +49,7 @@ def hf_tensor_name(name: str) -> str:
     HF prefixes "base_model.model." and drops the adapter's name: "base.blocks.0.attn.q_proj.lora_A.task.weight"
     -> "base_model.model.base.blocks.0.attn.q_proj.lora_A.weight". An IA3 scale on mlp.act becomes the input
     scale of mlp.fc_out: "blocks.1.mlp.act.scales.default" -> "base_model.model.blocks.1.mlp.fc_out.ia3_l".
-    The task head (and base.lm_head, which modules_to_save=["head"] also catches) keep their names.
+    The task head (and base.lm_head, which modules_to_save=["head"] also caught before peft 0.22) keep their names.
     """
     parts = unwrapped(name).split(".")
     if len(parts) >= 4 and parts[-3] in ("lora_A", "lora_B") and parts[-1] == "weight":
