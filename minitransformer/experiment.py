@@ -16,14 +16,15 @@ from pathlib import Path
 from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, VAL_SEED, Method, Study, base_loss, base_scores,
                        choose_lr, measure, run_one, run_study, study_definition, study_run, summarise, test_set,
                        val_set)
-from .study_results import (LIVE_SEED_OFFSET, RECHECKED, RESULTS, SPREAD, adapter_file_bytes, allowed_range, card_rows,
+from .study_results import (LIVE_SEED_OFFSET, LOSS_CEILING, RECHECKED, RESULTS, SPREAD, adapter_file_bytes,
+                            allowed_range, card_rows, comparable,
                             check_consistent, live_seed, load_study, prepared_model, recheck, reported_runs,
                             results_path, sample_runs, seed_values)
 
 __all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "VAL_SEED", "Method", "Study", "base_loss",
            "base_scores", "choose_lr", "measure", "run_one", "run_study", "study_definition", "study_run",
-           "summarise", "test_set", "val_set", "LIVE_SEED_OFFSET", "RECHECKED", "RESULTS", "SPREAD", "adapter_file_bytes",
-           "allowed_range", "card_rows", "check_consistent", "live_seed", "load_study", "prepared_model",
+           "summarise", "test_set", "val_set", "LIVE_SEED_OFFSET", "LOSS_CEILING", "RECHECKED", "RESULTS", "SPREAD", "adapter_file_bytes",
+           "allowed_range", "card_rows", "comparable", "check_consistent", "live_seed", "load_study", "prepared_model",
            "recheck", "reported_runs", "results_path", "sample_runs", "seed_values", "main"]
 
 

@@ -121,7 +121,8 @@ def _others_allowed(results, method, lr, metric, runs, left_out):
     others = [r[metric] for r in runs if r is not left_out]
     low, high = experiment.allowed_range(results, method, lr, metric, others)
     margin = (high - max(others) + (min(others) - low)) / 2 / experiment.SPREAD  # one range (or floor)
-    value = left_out[metric]
+    value = experiment.comparable(metric, left_out[metric])
+    others = [experiment.comparable(metric, v) for v in others]
     return max(min(others) - value, value - max(others), 0.0) / margin
 
 
@@ -153,6 +154,11 @@ def test_a_live_value_is_judged_against_the_stored_seeds_spread():
     bitfit_lr = results["methods"]["BitFit"]["chosen_lr"]  # seeds that agree closely: a tight range
     with pytest.raises(AssertionError, match="BitFit"):
         experiment.check_consistent(results, "BitFit", bitfit_lr, {"test_accuracy": 0.6})
+    # a loss rise past a uniform guess is compared capped: 20 nats is "everything lost", like the seeds' 5-7
+    assert experiment.LOSS_CEILING < min(experiment.seed_values(results, method, lr, "forgetting_loss"))
+    experiment.check_consistent(results, method, lr, {"forgetting_loss": 20.0})
+    with pytest.raises(AssertionError, match="capped at 3.56 nats"):
+        experiment.check_consistent(results, method, lr, {"forgetting_loss": 0.5})
     with pytest.raises(ValueError, match="no method 'ful'"):
         experiment.seed_values(results, "ful", lr, "test_accuracy")
     with pytest.raises(ValueError, match="no runs of 'full' at lr 0.123"):
