@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .validation import check_bool, check_choice, check_int, check_number
+from .guards import check_bool, check_choice, check_divisor, check_int, check_number
 
 PRECISIONS = ("fp32", "mixed")
 
@@ -46,6 +46,11 @@ class DecoderShape:
                 check_int(f"DecoderShape.{field}", getattr(self, field), 1)
         for field in ("gated_mlp", "tied_embeddings", "learned_positions", "bias"):
             check_bool(f"DecoderShape.{field}", getattr(self, field))
+        check_divisor("DecoderShape.n_head", self.n_head, "DecoderShape.d_model", self.d_model,
+                      " (each head gets d_model / n_head dimensions)")
+        if self.kv_heads is not None:
+            check_divisor("DecoderShape.kv_heads", self.kv_heads, "DecoderShape.n_head", self.n_head,
+                          " (grouped-query attention shares each key/value head among equally many query heads)")
 
     def parameters(self) -> int:
         d, L = self.d_model, self.n_layer
@@ -177,6 +182,7 @@ NF4_DOUBLE_QUANT_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # NF4 codes, 8-bit block s
 
 def linear_shapes(shape: DecoderShape) -> list[tuple[int, int]]:
     """(in, out) of every linear layer of one block: q, k, v, out; then the MLP's (gate, up, down or in, out)."""
+    _check_shape(shape)
     d = shape.d_model
     hidden = shape.mlp_hidden or 4 * d
     kv = d * (shape.kv_heads or shape.n_head) // shape.n_head
@@ -186,8 +192,8 @@ def linear_shapes(shape: DecoderShape) -> list[tuple[int, int]]:
 
 def lora_parameters(shape: DecoderShape, r: int) -> int:
     """LoRA of rank r on every linear layer of every block: r·(in + out) per layer."""
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"r must be a positive int, got {r!r}")
+    _check_shape(shape)
+    check_int("r", r, 1)
     return shape.n_layer * sum(r * (i + o) for i, o in linear_shapes(shape))
 
 
@@ -205,12 +211,12 @@ def qlora_memory(shape: DecoderShape = LLAMA_65B, r: int = 64, batch: int = 1, s
       steady-state estimate leaves out (as it leaves out buffers and fragmentation).
     Returns {"weights", "gradients", "optimizer", "activations"} (bytes), the keys of `training_memory`.
     """
-    check = [("batch", batch), ("seq", seq)]
-    for name, value in check:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not 0 < weight_bits <= 32:
-        raise ValueError(f"weight_bits must be in (0, 32], got {weight_bits!r}")
+    _check_shape(shape)
+    check_int("r", r, 1)
+    check_int("batch", batch, 1)
+    check_int("seq", seq, 1)
+    check_number("weight_bits", weight_bits, 0, 32, low_open=True)
+    check_bool("checkpointing", checkpointing)
     linear = shape.n_layer * sum(i * o for i, o in linear_shapes(shape))
     other = shape.parameters() - linear  # embeddings, LM head, norms
     adapters = lora_parameters(shape, r)

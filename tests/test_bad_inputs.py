@@ -7,6 +7,7 @@ layer's active and merged adapters) is taken before and compared after the error
 """
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -427,6 +428,18 @@ NON_MUTATING = [
     ("calculator", lambda: calculator.quantized_weight_bytes(1e6, bits=4, group_size=0), ValueError, "group_size must be a positive int"),
     ("calculator", lambda: calculator.quantized_weight_bits(0, 64), ValueError, "bits must be in (0, 32]"),
     ("calculator", lambda: calculator.bytes_per_parameter("fp16"), ValueError, "precision must be one of ['fp32', 'mixed']"),
+    # impossible shapes: every head gets d_model / n_head dimensions, key/value heads are shared in equal groups
+    ("calculator", lambda: calculator.DecoderShape("x", 12, 770, 12, 50257, 1024), ValueError, "DecoderShape.n_head must divide DecoderShape.d_model=770 (each head gets d_model / n_head dimensions), got 12 (valid: [1, 2, 5, 7, 10, 11, 14, 22, 35, 55, 70, 77, 110, 154, 385, 770])"),
+    ("calculator", lambda: dataclasses.replace(calculator.GPT2[0], d_model=770), ValueError, "DecoderShape.d_model=770"),
+    ("calculator", lambda: calculator.DecoderShape("x", 2, 64, 128, 100, 32), ValueError, "DecoderShape.n_head must divide DecoderShape.d_model=64"),
+    ("calculator", lambda: calculator.DecoderShape("x", 2, 768, 12, 100, 32, kv_heads=5), ValueError, "DecoderShape.kv_heads must divide DecoderShape.n_head=12"),
+    ("calculator", lambda: calculator.DecoderShape("x", 2, 768, 12, 100, 32, kv_heads=24), ValueError, "got 24 (valid: [1, 2, 3, 4, 6, 12])"),
+    ("calculator", lambda: calculator.lora_parameters("gpt2", 8), TypeError, "shape must be a DecoderShape"),
+    ("calculator", lambda: calculator.linear_shapes(None), TypeError, "shape must be a DecoderShape"),
+    ("calculator", lambda: calculator.qlora_memory("65B"), TypeError, "shape must be a DecoderShape"),
+    ("calculator", lambda: calculator.qlora_memory(r=0), ValueError, "r must be a positive int, got 0"),
+    ("calculator", lambda: calculator.qlora_memory(checkpointing="yes"), TypeError, "checkpointing must be True or False"),
+    ("calculator", lambda: calculator.qlora_memory(weight_bits=NAN), ValueError, "weight_bits must be in (0, 32], got nan"),
     ("quantize", lambda: quantize.quantize(torch.zeros(8), 4, 4), ValueError, "weight must have 2 dimensions"),
     ("quantize", lambda: quantize.quantize(torch.zeros(2, 8, dtype=torch.long), 4, 4), TypeError, "weight must be a floating-point tensor"),
     ("quantize", lambda: quantize.quantize(torch.full((2, 8), NAN), 4, 4), ValueError, "NaN or infinite"),
