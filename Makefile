@@ -46,7 +46,7 @@ lock:
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 
 lab: setup
-	mkdir -p $(LAB_SETTINGS) && cp minitransformer/lab/overrides.json $(LAB_SETTINGS)/overrides.json
+	mkdir -p $(LAB_SETTINGS) && cp minitransformer/course/lab/overrides.json $(LAB_SETTINGS)/overrides.json
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) $(LAB_ARGS) chapters/01_mini_transformer.ipynb
 
 # The notebooks that check live runs against a study, run once more as another learner's machine would run them:
@@ -67,15 +67,15 @@ pretrain: setup
 
 # Re-run the solution notebooks (storing their outputs), then regenerate the student chapters.
 notebooks: setup
-	$(BIN)/python -m minitransformer.notebooks execute $(NOTEBOOKS)
-	$(BIN)/python -m minitransformer.notebooks generate
+	$(BIN)/python -m minitransformer.course.notebooks execute $(NOTEBOOKS)
+	$(BIN)/python -m minitransformer.course.notebooks generate
 
 # The course's own benchmarks (a few minutes; not part of `make test`): writes benchmarks/results.json.
 benchmark: setup
 	$(BIN)/python benchmarks/run.py
 
 check-notebooks: setup
-	$(BIN)/python -m minitransformer.notebooks check
+	$(BIN)/python -m minitransformer.course.notebooks check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

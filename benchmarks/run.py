@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import minitransformer as mt  # noqa: E402
-from minitransformer import peft, showdown  # noqa: E402
+from minitransformer import experiments, peft  # noqa: E402
 from minitransformer.data import encode  # noqa: E402
-from minitransformer.notebooks import SOLUTIONS, execute  # noqa: E402
-from minitransformer.timing import step_times  # noqa: E402
+from minitransformer.course.notebooks import SOLUTIONS, execute  # noqa: E402
+from minitransformer.experiments.timing import step_times  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results.json"
 
@@ -69,12 +69,11 @@ def per_method(rounds: int = 10, steps: int = 4) -> dict:
     best round each, on the process's CPU clock so that other jobs' load does not count), parameters, memory."""
     mt.setup()
     batch = encode(mt.make_examples("is_sorted", 64, seed=0))
-    models = {}
-    for method, (prepare, _) in showdown.METHODS.items():
-        models[method] = mt.Classifier(mt.load_base())
-        prepare(models[method])
+    showdown = experiments.load_study("showdown")
+    methods = [name for name, entry in showdown["methods"].items() if not entry["replay"]]
+    models = {method: experiments.prepared_model(showdown, method) for method in methods}
     seconds = step_times(models, batch, rounds=rounds, steps=steps, clock=time.process_time)
-    return {method: {"cpu_ms_per_step": round(1000 * seconds[method], 2), **showdown.profile(method)}
+    return {method: {"cpu_ms_per_step": round(1000 * seconds[method], 2), **experiments.method_costs(showdown, method)}
             for method in models}
 
 

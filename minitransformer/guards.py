@@ -101,3 +101,9 @@ def check_divisor(name: str, value: int, of_name: str, of: int, why: str = "") -
         raise ValueError(f"{name} must divide {of_name}={of}{why}, got {value!r} (valid: {divisors(of)})")
     return value
 
+
+def check_order(low_name: str, low, high_name: str, high, hint: str = "") -> None:
+    """low <= high, for two bounds checked before (a shortest and a longest length, ...)."""
+    if low > high:
+        hint = f" ({hint})" if hint else ""
+        raise ValueError(f"{low_name} must be <= {high_name}{hint}, got {low_name}={low!r} and {high_name}={high!r}")

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .tokenizer import VOCAB
-from .validation import check_bool, check_number, check_tensor
+from .guards import check_bool, check_number, check_tensor
 
 
 @dataclass

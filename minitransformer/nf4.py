@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .validation import check_int, check_tensor
+from .guards import check_int, check_tensor
 
 # Where the outermost levels sit: 1 - (1/32 + 1/30) / 2, the offset QLoRA's reference code uses, so that the
 # extreme quantiles are finite and the two halves (16 and 15 quantile intervals) match.

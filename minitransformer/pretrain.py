@@ -18,7 +18,7 @@ from .data import BASE_TASKS, TaskSampler
 from .model import MiniTransformer, ModelConfig
 from .runtime import SEED, THREADS, setup
 from .train import evaluate_base_tasks, train
-from .validation import check_int, check_number
+from .guards import check_int, check_number
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .validation import check_tensor
+from .guards import check_tensor
 
 BITS = (2, 3, 4, 8)
 

@@ -1,7 +1,8 @@
 """Seeds and thread count, fixed in one place for the library, the notebooks and the tests.
 
-Results are bit-identical only for the same machine, build and thread count (RESEARCH_NOTES.md);
-one thread also keeps two notebooks running side by side from slowing each other down.
+Results are bit-identical only for the same machine, build and thread count: another CPU, BLAS or torch build
+rounds differently in the last bits, which training amplifies (so live checks compare with the spread of seeds,
+`experiments.results`); one thread also keeps two notebooks running side by side from slowing each other down.
 """
 
 from __future__ import annotations

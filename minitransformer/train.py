@@ -18,7 +18,7 @@ from tqdm.std import tqdm
 from .data import BASE_TASKS, IGNORE, TASKS, Example, encode_classification, encode_lm, make_examples
 from .model import Classifier
 from .tokenizer import END, tokenizer
-from .validation import check_bool, check_choice, check_int, check_number
+from .guards import check_bool, check_choice, check_int, check_number
 
 
 def loss_on_batch(model, batch: dict):

@@ -3,7 +3,7 @@
 import pytest
 
 from minitransformer.calculator import GPT2, LLAMA, bytes_per_parameter, step_memory, training_memory
-from minitransformer.forgetting import best_step, forgetting
+from minitransformer.experiments.forgetting import best_step, forgetting
 
 
 def test_known_model_sizes():

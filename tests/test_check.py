@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from minitransformer import Block, check, causal_attention
+from minitransformer import Block, causal_attention
+from minitransformer.course import check
 from minitransformer.measure import parameter_count_from_config
 
 
@@ -86,9 +87,9 @@ def test_unknown_exercise_is_an_error():
 
 def test_chapter_2_and_3_references_pass_and_common_mistakes_are_named():
     from minitransformer.calculator import step_memory
-    from minitransformer.check.ch2 import _gpt2_reference, _saved_bytes
-    from minitransformer.check.ch3 import separator_positions_reference
-    from minitransformer.forgetting import best_step, forgetting
+    from minitransformer.course.check.ch2 import _gpt2_reference, _saved_bytes
+    from minitransformer.course.check.ch3 import separator_positions_reference
+    from minitransformer.experiments.forgetting import best_step, forgetting
     from minitransformer.measure import forward_activation_bytes
 
     for exercise, answer in (("2.1", forward_activation_bytes), ("2.2", step_memory), ("2.3", _gpt2_reference),
@@ -107,7 +108,7 @@ def test_chapter_2_and_3_references_pass_and_common_mistakes_are_named():
 
 
 def test_chapter_4_references_pass_and_common_mistakes_are_named():
-    from minitransformer.check.ch4 import bitfit_reference, train_last_blocks_reference
+    from minitransformer.course.check.ch4 import bitfit_reference, train_last_blocks_reference
     from minitransformer.measure import count_parameters
     from minitransformer.peft import select
 
@@ -126,7 +127,7 @@ def test_chapter_4_references_pass_and_common_mistakes_are_named():
 
 
 def test_chapter_5_references_pass_and_common_mistakes_are_named():
-    from minitransformer.check.ch5 import ResidualAdapter, init_near_identity_reference, insert_adapters_reference
+    from minitransformer.course.check.ch5 import ResidualAdapter, init_near_identity_reference, insert_adapters_reference
 
     for exercise, answer in (("5.1", ResidualAdapter), ("5.2", init_near_identity_reference), ("5.3", insert_adapters_reference)):
         result = check.run(exercise, answer)
@@ -147,7 +148,7 @@ def test_chapter_5_references_pass_and_common_mistakes_are_named():
 
 
 def test_chapter_6_references_pass_and_common_mistakes_are_named():
-    from minitransformer.check.ch6 import LoRALinearReference, lora_targets_reference, merge_reference
+    from minitransformer.course.check.ch6 import LoRALinearReference, lora_targets_reference, merge_reference
 
     for exercise, answer in (("6.1", LoRALinearReference), ("6.2", merge_reference), ("6.3", lora_targets_reference)):
         result = check.run(exercise, answer)
@@ -164,7 +165,7 @@ def test_chapter_6_references_pass_and_common_mistakes_are_named():
 
 
 def test_chapter_7_references_pass_and_common_mistakes_are_named():
-    from minitransformer.check.ch7 import IA3ScaleReference, SoftPromptReference, attention_with_prefix_reference
+    from minitransformer.course.check.ch7 import IA3ScaleReference, SoftPromptReference, attention_with_prefix_reference
 
     for exercise, answer in (("7.1", SoftPromptReference), ("7.2", IA3ScaleReference), ("7.3", attention_with_prefix_reference)):
         result = check.run(exercise, answer)
@@ -204,7 +205,7 @@ def test_chapter_9_references_pass_and_common_mistakes_are_named():
 
 
 def test_chapter_8_references_pass_and_common_mistakes_are_named():
-    from minitransformer.check.ch8 import pareto_front_reference, seed_summary_reference, tuned_lr_reference
+    from minitransformer.course.check.ch8 import pareto_front_reference, seed_summary_reference, tuned_lr_reference
 
     for exercise, answer in (("8.1", tuned_lr_reference), ("8.2", seed_summary_reference), ("8.3", pareto_front_reference)):
         result = check.run(exercise, answer)
@@ -218,9 +219,9 @@ def test_chapter_8_references_pass_and_common_mistakes_are_named():
 def test_weak_checks_now_catch_what_they_used_to_accept():
     import torch.nn as nn
 
-    from minitransformer.check.ch5 import ResidualAdapter, insert_adapters_reference
-    from minitransformer.check.ch6 import LoRALinearReference, lora_targets_reference
-    from minitransformer.check.ch8 import _RULES, tuned_lr_reference
+    from minitransformer.course.check.ch5 import ResidualAdapter, insert_adapters_reference
+    from minitransformer.course.check.ch6 import LoRALinearReference, lora_targets_reference
+    from minitransformer.course.check.ch8 import _RULES, tuned_lr_reference
     from minitransformer.quantize import quantize
 
     def returns_nothing(model, factory):
@@ -272,7 +273,7 @@ def test_weak_checks_now_catch_what_they_used_to_accept():
 
 @pytest.mark.parametrize("hidden_seed", [11, 12])
 def test_every_reference_passes_on_hidden_inputs_and_memorised_answers_do_not(hidden_seed, monkeypatch):
-    from minitransformer.check import core
+    from minitransformer.course.check import core
 
     monkeypatch.setattr(core, "HIDDEN_SEED", hidden_seed)
     for exercise_id, exercise in core.EXERCISES.items():
@@ -285,7 +286,7 @@ def test_every_reference_passes_on_hidden_inputs_and_memorised_answers_do_not(hi
 def test_exercise_2_2_text_says_where_the_master_copy_counts():
     import nbformat
 
-    from minitransformer.grade import SOLUTIONS
+    from minitransformer.course.grade import SOLUTIONS
 
     nb = nbformat.read(next(SOLUTIONS.glob("02_*.ipynb")), as_version=4)
     text = next(c.source for c in nb.cells if c.cell_type == "markdown" and "### Exercise 2.2" in c.source)

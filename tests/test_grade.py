@@ -9,11 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minitransformer.check import core
-from minitransformer.grade import SOLUTIONS, grade, main, write_csv
-from minitransformer.grade.sandbox import Pool, bwrap
-from minitransformer.grade.submission import predictions
-from minitransformer.notebooks import CHAPTERS
+from minitransformer.course.check import core
+from minitransformer.course.grade import SOLUTIONS, grade, main, write_csv
+from minitransformer.course.grade.sandbox import Pool, bwrap
+from minitransformer.course.grade.submission import predictions
+from minitransformer.course.notebooks import CHAPTERS
 
 _spec = importlib.util.spec_from_file_location("hostile_attacks", Path(__file__).parent / "hostile" / "attacks.py")
 attacks = importlib.util.module_from_spec(_spec)
@@ -36,7 +36,7 @@ def write(nb, path):
 
 @pytest.mark.parametrize("chapter", CHAPTER_NUMBERS)
 def test_solutions_get_full_marks_and_chapters_score_zero_as_stubs(chapter):
-    from minitransformer.grade import exercises_of, hidden_paths
+    from minitransformer.course.grade import exercises_of, hidden_paths
 
     solution = next(SOLUTIONS.glob(f"{chapter:02d}_*.ipynb"))
     parsed = exercises_of(chapter)
@@ -201,7 +201,7 @@ def test_predictions_count_guesses_that_are_not_left_blank():
 
 
 def test_without_bubblewrap_the_grader_refuses_and_says_how_to_install(monkeypatch, capsys):
-    import minitransformer.grade.run as run
+    import minitransformer.course.grade.run as run
 
     monkeypatch.setattr(run, "bwrap", lambda: None)
     with pytest.raises(SystemExit):

@@ -286,8 +286,8 @@ def test_export_refuses_settings_that_differ_per_layer(tmp_path):
 
 @pytest.mark.parametrize("hidden_seed", [None, 5])
 def test_chapter_10_references_pass_and_common_mistakes_are_named(hidden_seed, monkeypatch):
-    from minitransformer import check
-    from minitransformer.check import core
+    from minitransformer.course import check
+    from minitransformer.course.check import core
 
     monkeypatch.setattr(core, "HIDDEN_SEED", hidden_seed)
     for exercise_id in ("10.1", "10.2", "10.3"):

@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 
-from minitransformer.notebooks import CHAPTERS, SOLUTIONS
+from minitransformer.course.notebooks import CHAPTERS, SOLUTIONS
 
 NOTEBOOKS = sorted(SOLUTIONS.glob("*.ipynb")) + sorted(CHAPTERS.glob("*.ipynb"))
 SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*.ipynb"))
@@ -87,7 +87,7 @@ def test_every_chapter_asks_for_predictions_and_ends_with_questions(path):
     quizzes = _calls(nb, "quiz")
     assert len(quizzes) == 1, f"{_id(path)}: expected one check.quiz(...) at the end, found {len(quizzes)}"
     assert ast.literal_eval(quizzes[0].args[0]) == chapter
-    questions = importlib.import_module(f"minitransformer.check.quizzes.ch{chapter:02d}").QUESTIONS
+    questions = importlib.import_module(f"minitransformer.course.check.quizzes.ch{chapter}").QUESTIONS
     assert 3 <= len(questions) <= 5, f"chapter {chapter} has {len(questions)} questions; 3-5 expected"
     assert len({q.id for q in questions}) == len(questions)
     for q in questions:

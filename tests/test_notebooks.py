@@ -3,14 +3,14 @@
 import nbformat
 import pytest
 
-from minitransformer.notebooks import (BEGIN, CHAPTERS, CHECK_TAG, END, SOLUTIONS, out_of_date, stub_source,
+from minitransformer.course.notebooks import (BEGIN, CHAPTERS, CHECK_TAG, END, SOLUTIONS, out_of_date, stub_source,
                                        student_version)
 
 SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*.ipynb"))
 
 
 def test_chapters_are_in_sync_with_solutions():
-    assert out_of_date() == [], "run `make notebooks` (or `python -m minitransformer.notebooks generate`)"
+    assert out_of_date() == [], "run `make notebooks` (or `python -m minitransformer.course.notebooks generate`)"
 
 
 def test_stub_keeps_indentation_and_code_around_it():

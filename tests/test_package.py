@@ -45,8 +45,9 @@ def names(wheel) -> set[str]:
 
 def test_the_wheel_has_every_package_and_module(names):
     packages = {p.parent.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("__init__.py") if "__pycache__" not in p.parts}
-    assert {"minitransformer", "minitransformer/peft", "minitransformer/check", "minitransformer/check/quizzes",
-            "minitransformer/grade", "minitransformer/studies"} <= packages
+    assert {"minitransformer", "minitransformer/peft", "minitransformer/experiments", "minitransformer/experiments/studies",
+            "minitransformer/course", "minitransformer/course/check", "minitransformer/course/check/quizzes",
+            "minitransformer/course/grade"} <= packages
     missing = sorted(f"{p}/__init__.py" for p in packages if f"{p}/__init__.py" not in names)
     assert missing == [], f"packages left out of the wheel: {missing}"
     modules = on_disk("*.py")
@@ -58,7 +59,7 @@ def test_the_wheel_has_every_tracked_data_file(names):
     data = {path for path in tracked.stdout.splitlines() if not path.endswith(".py") and (ROOT / path).is_file()}
     # What the code loads at run time: the shipped bases, the studies' results, the lab settings.
     assert {"minitransformer/checkpoints/base.safetensors", "minitransformer/checkpoints/base.json",
-            "minitransformer/results/showdown.json", "minitransformer/lab/overrides.json"} <= data
+            "minitransformer/experiments/studies/results/showdown.json", "minitransformer/course/lab/overrides.json"} <= data
     assert sorted(data - names) == [], "data files left out of the wheel"
 
 
@@ -75,10 +76,12 @@ import sys
 sys.path.insert(0, sys.argv[1])
 sys.meta_path = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 import minitransformer
-from minitransformer import peft, check, grade
-from minitransformer.studies import showdown
-import minitransformer.check.quizzes
-from minitransformer import checkpoint, study_results
+from minitransformer import peft
+from minitransformer.course import check, grade
+from minitransformer.experiments.studies import showdown
+import minitransformer.course.check.quizzes
+from minitransformer import checkpoint
+from minitransformer.experiments import results as study_results
 model = minitransformer.load_base()
 elsewhere = [m.__name__ for m in list(sys.modules.values())
              if m.__name__.split(".")[0] == "minitransformer" and not m.__file__.startswith(sys.argv[1])]

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from minitransformer import plotting  # noqa: E402
+from minitransformer.course import plotting  # noqa: E402
 
 
 def rows(chapters=(3, 4, 5)):

@@ -5,7 +5,7 @@ import torch
 
 from minitransformer import peft
 from minitransformer.measure import effective_rank
-from minitransformer.protocol import Method, run_one
+from minitransformer.experiments.protocol import Method, run_one
 
 SMALL = dict(steps=4, n_val=20, n_test=20, n_base=10)
 

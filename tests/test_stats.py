@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from minitransformer.stats import intervals_overlap, mean_ci, rank_correlation, t_quantile
+from minitransformer.experiments.stats import intervals_overlap, mean_ci, rank_correlation, t_quantile
 
 
 @pytest.mark.parametrize("dof, table", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from minitransformer import MiniTransformer, ModelConfig, TaskSampler
-from minitransformer.timing import step_times
+from minitransformer.experiments.timing import step_times
 
 TINY = ModelConfig(d_model=16, n_layer=1, n_head=2)  # a step of a few milliseconds
 

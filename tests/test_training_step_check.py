@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from minitransformer import check
+from minitransformer.course import check
 from minitransformer.data import IGNORE
 
 

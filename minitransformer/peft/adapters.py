@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ..validation import check_choice, check_int
+from ..guards import check_choice, check_int
 from .core import WrapperLayer, check_new_adapter, finish_add, prepare, transactional
 
 PLACEMENTS = {

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from ..checkpoint import sha256_of, verify_sha256
 from ..model import Classifier
-from ..validation import check_bool
+from ..guards import check_bool
 from .adapters import AdapterLayer
 from .core import (TASK_HEAD, PeftLayer, WrapperLayer, _adapter_parameter_ids, adapter_kind, adapter_names,
                    base_fingerprint, base_state, check_new_adapter, clean_name, language_model, peft_layers, prepare,

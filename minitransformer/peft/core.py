@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ..model import Classifier, MiniTransformer
-from ..validation import check_bool
+from ..guards import check_bool
 from .layers import (LINEAR_SITES, TASK_HEAD, PeftLayer, WrapperLayer, clean_name, find_targets, innermost,
                      language_model, peft_layers, replace_module, transformer_sites, unwrap)
 from .transaction import transactional

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..quantize import QuantizedLinear
-from ..validation import check_bool, check_int, check_number
+from ..guards import check_bool, check_int, check_number
 from .core import (TASK_HEAD, WrapperLayer, check_new_adapter, find_targets, finish_add, innermost, language_model,
                    peft_layers, prepare, replace_module, transactional, transformer_sites)
 

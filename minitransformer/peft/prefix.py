@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..validation import check_choice, check_int
+from ..guards import check_choice, check_int
 from .core import PeftLayer, check_new_adapter, finish_add, prepare, transactional
 
 INITS = ("tokens", "random")

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..tokenizer import tokenizer
-from ..validation import check_choice, check_int
+from ..guards import check_choice, check_int
 from .core import PeftLayer, check_new_adapter, finish_add, prepare, transactional
 
 

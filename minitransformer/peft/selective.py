@@ -10,7 +10,7 @@ import re
 
 import torch.nn as nn
 
-from ..validation import check_int
+from ..guards import check_int
 from .core import TASK_HEAD, language_model, prepare, transactional
 
 METHODS = ("head", "last_k", "first_k", "bitfit", "layernorm", "full")

@@ -9,29 +9,14 @@ from pathlib import Path
 from .. import Classifier, load_base
 from ..checkpoint import BASE_CHECKPOINT
 from ..measure import count_parameters
-from . import add_adapters, add_ia3, add_lora, add_prefix, add_prompt, save_adapter, select
-
-METHODS = {
-    "full fine-tuning": lambda m: select(m, "full"),
-    "head only": lambda m: select(m, "head"),
-    "last block": lambda m: select(m, "last_k", k=1),
-    "BitFit (biases)": lambda m: select(m, "bitfit"),
-    "LayerNorm only": lambda m: select(m, "layernorm"),
-    "Houlsby adapters, bottleneck 8": lambda m: add_adapters(m, bottleneck=8),
-    "Pfeiffer adapters, bottleneck 8": lambda m: add_adapters(m, placement="pfeiffer", bottleneck=8),
-    "LoRA q,v r=8": lambda m: add_lora(m, r=8),
-    "LoRA all-linear r=8": lambda m: add_lora(m, targets="all-linear", r=8),
-    "prompt tuning, 8 tokens": lambda m: add_prompt(m, length=8),
-    "prefix tuning, 8 per layer": lambda m: add_prefix(m, length=8),
-    "IA3": lambda m: add_ia3(m),
-}
+from . import save_adapter
+from .methods import METHODS, prepare
 
 
 def survey() -> list[dict]:
     rows = []
-    for label, prepare in METHODS.items():
-        model = Classifier(load_base())
-        prepare(model)
+    for label in METHODS:
+        model = prepare(Classifier(load_base()), label)
         counts = count_parameters(model)
         with tempfile.TemporaryDirectory() as folder:
             size = save_adapter(model, Path(folder) / "a").stat().st_size

@@ -88,7 +88,7 @@ ATTACKS = {
         expect={**FULL, "1.3": 0}, reason="1.3: wrong result"),
     # --- reaching the judge ------------------------------------------------------------------------------------
     "patch_checks_default_arg.ipynb": dict(
-        replace={ATTENTION: "def causal_attention(q, k, v, _=setattr(__import__('minitransformer.check.ch1', "
+        replace={ATTENTION: "def causal_attention(q, k, v, _=setattr(__import__('minitransformer.course.check.ch1', "
                             "fromlist=['x']), 'close', lambda *a, **k: True)):\n" + NO_MASK},
         expect={**FULL, "1.1": 0}, reason="1.1: uses the library's reference"),
     "patch_torch_in_sandbox.ipynb": dict(  # patches torch where it runs: the judge compares elsewhere

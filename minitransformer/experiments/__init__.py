@@ -1,0 +1,29 @@
+"""The course's experiments: the measurement protocol every comparison goes through, and its studies.
+
+- `protocol`: splits, one run (`run_one`, `study_run`), tuning a study over seeds and grids (`run_study`);
+- `forgetting`: `fine_tune` (a base + task head, learning and forgetting tracked), which every run calls;
+- `results`: a study's shipped results: `load_study`, the portable live re-check (`recheck`), cost-card rows;
+- `studies/`: one module per study, and `studies/results/NAME.json`, what it computed;
+- `stats` (means and intervals), `timing` (step times on one batch).
+
+Notebooks import what they need from here in one line. `python -m minitransformer.experiments STUDY` runs a
+study and writes its results file (see `__main__`).
+"""
+
+from __future__ import annotations
+
+from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, VAL_SEED, Method, Study, base_loss, base_scores,
+                       choose_lr, run_one, run_study, score_run, study_definition, study_run, summarise, test_set,
+                       val_set)
+from .forgetting import best_step, fine_tune, forgetting
+from .results import (LIVE_SEED_OFFSET, LOSS_CEILING, RECHECKED, RESULTS, SPREAD, adapter_file_bytes, allowed_range,
+                      card_rows, comparable, method_costs, check_consistent, live_seed, load_study, prepared_model, recheck,
+                      reported_runs, results_path, sample_runs, seed_values)
+
+__all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "VAL_SEED", "Method", "Study", "base_loss",
+           "base_scores", "choose_lr", "run_one", "run_study", "score_run", "study_definition", "study_run",
+           "summarise", "test_set", "val_set", "LIVE_SEED_OFFSET", "LOSS_CEILING", "RECHECKED", "RESULTS", "SPREAD", "adapter_file_bytes",
+           "allowed_range", "card_rows", "comparable", "method_costs", "check_consistent", "live_seed", "load_study", "prepared_model",
+           "recheck", "reported_runs", "results_path", "sample_runs", "seed_values", "best_step", "fine_tune",
+           "forgetting"]
+

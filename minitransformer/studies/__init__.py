@@ -1,5 +1,0 @@
-"""Studies: named grids of methods x learning rates x seeds, run under the protocol of `experiment.py`.
-
-Each module here defines `STUDY = experiment.Study(...)`; `python -m minitransformer.experiment NAME` runs it and
-writes `minitransformer/results/NAME.json`, which the chapters load and re-check live on a sample.
-"""
