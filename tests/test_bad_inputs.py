@@ -507,6 +507,42 @@ def test_the_peft_survey_command_refuses_unknown_arguments(capsys):
     assert exit_.value.code == 2 and "unrecognized arguments: --method lora" in capsys.readouterr().err
 
 
+NOTEBOOK_CASES = [
+    # `check` used to ignore its arguments and report "in sync" for whatever it was given
+    (["check", "chapters/01_mini_transformer.ipynb"], "check takes no arguments (it works on every notebook in solutions/ and chapters/), got 'chapters/01_mini_transformer.ipynb'"),
+    (["check", "chapters", "solutions"], "check takes no arguments"),
+    (["generate", "solutions/01_mini_transformer.ipynb"], "generate takes no arguments"),
+    (["execute", "chapters/01_mini_transformer.ipynb"], "got 'chapters/01_mini_transformer.ipynb', which is a student chapter"),
+    (["execute", "solutions"], "execute runs solution notebooks (solutions/*.ipynb, e.g. solutions/01_mini_transformer.ipynb; none means all of them), got 'solutions', which is a folder"),
+    (["execute", "solutions/99_missing.ipynb"], "got 'solutions/99_missing.ipynb', which does not exist"),
+    (["execute", "README.md"], "got 'README.md', which is not a solution notebook"),
+    (["execute", "solutions/01_mini_transformer.ipynb", "chapters/01_mini_transformer.ipynb"], "which is a student chapter"),
+]
+
+
+@pytest.mark.parametrize("argv, words", NOTEBOOK_CASES)
+def test_the_notebooks_command_refuses_arguments_it_cannot_use(argv, words, capsys, monkeypatch):
+    from minitransformer.course import notebooks
+
+    monkeypatch.chdir(notebooks.ROOT)  # paths as typed in the repository
+    for verb in ("generate", "out_of_date", "execute"):
+        monkeypatch.setattr(notebooks, verb, lambda *a, **k: pytest.fail("the command ran"))
+    with pytest.raises(SystemExit) as exit_:
+        notebooks.main(argv)
+    assert exit_.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_the_notebooks_command_runs_the_solution_notebooks_it_is_given(monkeypatch):
+    from minitransformer.course import notebooks
+
+    monkeypatch.chdir(notebooks.ROOT)
+    ran = []
+    monkeypatch.setattr(notebooks, "execute", lambda path: ran.append(path) or 0.0)
+    assert notebooks.main(["execute", "solutions/01_mini_transformer.ipynb"]) == 0
+    assert ran == [notebooks.Path("solutions/01_mini_transformer.ipynb")]
+
+
 # Methods compose (train, save, load back to the same outputs) or refuse up front.
 def outputs(model, ids=torch.tensor([[10, 11, 12, 13, 2], [10, 12, 13, 13, 2]])):
     with torch.no_grad():
