@@ -17,9 +17,14 @@ from typing import Callable
 
 import torch
 
+from .guards import check_int, check_order
 from .tokenizer import DIGITS, END, LETTERS, SEP, tokenizer
 
-MIN_LEN, MAX_LEN = 3, 8
+MIN_LEN, MAX_LEN = 3, 8  # the shortest and the longest input the generators draw (every length in between)
+# The shortest input at which a task has examples of both classes (an input of one character is always sorted and
+# always a palindrome): a shorter one would either never come out balanced or give its class away by its length.
+SHORTEST = {"is_sorted": (2, "every 1-digit string is sorted"),
+            "is_palindrome": (2, "every 1-letter string reads the same backwards")}
 IGNORE = -100  # targets with this value do not count in the loss (cross_entropy's ignore_index)
 
 
@@ -80,7 +85,7 @@ def _make_is_sorted(rng: random.Random) -> Example:
             s = s[:i] + s[i + 1] + s[i] + s[i + 2:]
         if (list(s) == sorted(s)) == bool(label):
             return Example("is_sorted", "?" + s + SEP, label=label)
-    raise RuntimeError("could not generate an is_sorted example in 1,000 tries")  # cannot happen for lengths >= 3
+    raise RuntimeError("could not generate an is_sorted example in 1,000 tries")  # cannot happen for lengths >= 2
 
 
 def _make_is_palindrome(rng: random.Random) -> Example:
@@ -92,7 +97,7 @@ def _make_is_palindrome(rng: random.Random) -> Example:
             s = half + half[: len(s) // 2][::-1]
         if (s == s[::-1]) == bool(label):
             return Example("is_palindrome", "P" + s + SEP, label=label)
-    raise RuntimeError("could not generate an is_palindrome example in 1,000 tries")  # cannot happen for lengths >= 3
+    raise RuntimeError("could not generate an is_palindrome example in 1,000 tries")  # cannot happen for lengths >= 2
 
 
 TASKS: dict[str, Task] = {
@@ -124,7 +129,21 @@ def _check_tasks(tasks) -> tuple[str, ...]:
     kinds = {get_task(t).kind for t in tasks}
     if len(kinds) > 1:
         raise ValueError(f"cannot mix generative and classification tasks in one data set: {tasks}")
+    check_lengths(tasks)
     return tasks
+
+
+def check_lengths(tasks: tuple[str, ...]) -> None:
+    """MIN_LEN and MAX_LEN (module settings a learner may change) make sense for every task in `tasks`."""
+    strict = [t for t in tasks if t in SHORTEST]
+    shortest, hint = 1, ""
+    if strict:
+        task = max(strict, key=lambda t: SHORTEST[t][0])
+        shortest, reason = SHORTEST[task]
+        hint = f"{task} needs inputs of length >= {shortest}: {reason}, so no negative example is shorter than {shortest}"
+    check_int("data.MIN_LEN", MIN_LEN, shortest, hint=hint)
+    check_int("data.MAX_LEN", MAX_LEN, 1)
+    check_order("data.MIN_LEN", MIN_LEN, "data.MAX_LEN", MAX_LEN, "the shortest and the longest input the generators draw")
 
 
 def make_examples(tasks, n: int, seed: int) -> list[Example]:
@@ -205,6 +224,7 @@ class TaskSampler:
         self.rng = random.Random(seed)
 
     def __call__(self) -> dict:
+        check_lengths(self.tasks)  # MIN_LEN or MAX_LEN may have changed since the sampler was made
         return encode([TASKS[self.rng.choice(self.tasks)].make(self.rng) for _ in range(self.batch_size)])
 
 

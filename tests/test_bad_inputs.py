@@ -652,6 +652,44 @@ def test_a_data_generator_that_cannot_find_an_example_says_so(monkeypatch):
         data._make_is_palindrome(random.Random(state))
 
 
+# data.MIN_LEN and data.MAX_LEN (module settings: the shortest and longest input the generators draw)
+LENGTH_CASES = [
+    # min > max used to fail inside random.randint ("empty range for randrange")
+    ((9, 8), lambda: mt.make_examples("copy", 5, seed=0), "data.MIN_LEN must be <= data.MAX_LEN (the shortest and the longest input the generators draw), got data.MIN_LEN=9 and data.MAX_LEN=8"),
+    ((9, 8), lambda: data.TaskSampler("is_sorted"), "got data.MIN_LEN=9 and data.MAX_LEN=8"),
+    ((5, 4), lambda: data.ReplaySampler("is_palindrome"), "got data.MIN_LEN=5 and data.MAX_LEN=4"),
+    # length 1 used to fail after 1,000 tries: a 1-digit string is always sorted, a 1-letter string a palindrome
+    ((1, 1), lambda: mt.make_examples("is_sorted", 5, seed=0), "data.MIN_LEN must be an int >= 2, got 1 (is_sorted needs inputs of length >= 2: every 1-digit string is sorted"),
+    ((1, 8), lambda: mt.make_examples("is_sorted", 5, seed=0), "data.MIN_LEN must be an int >= 2, got 1"),
+    ((1, 1), lambda: data.TaskSampler("is_palindrome"), "is_palindrome needs inputs of length >= 2: every 1-letter string reads the same backwards"),
+    ((0, 8), lambda: mt.make_examples("copy", 5, seed=0), "data.MIN_LEN must be a positive int, got 0"),
+    ((3, 8.5), lambda: mt.make_examples("copy", 5, seed=0), "data.MAX_LEN must be a positive int, got 8.5"),
+]
+
+
+@pytest.mark.parametrize("lengths, call, words", LENGTH_CASES)
+def test_impossible_input_lengths_are_refused_before_any_example_is_drawn(lengths, call, words, monkeypatch):
+    monkeypatch.setattr(data, "MIN_LEN", lengths[0])
+    monkeypatch.setattr(data, "MAX_LEN", lengths[1])
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call()
+
+
+def test_a_sampler_refuses_lengths_changed_after_it_was_made(monkeypatch):
+    sampler = data.TaskSampler("is_sorted", batch_size=4)
+    monkeypatch.setattr(data, "MIN_LEN", 1)
+    with pytest.raises(ValueError, match=re.escape("data.MIN_LEN must be an int >= 2, got 1")):
+        sampler()
+
+
+@pytest.mark.parametrize("task", ["is_sorted", "is_palindrome"])
+def test_the_smallest_length_the_error_names_gives_both_classes(task, monkeypatch):
+    monkeypatch.setattr(data, "MIN_LEN", 2)
+    monkeypatch.setattr(data, "MAX_LEN", 2)
+    examples = mt.make_examples(task, 200, seed=0)
+    assert {len(e.prompt) for e in examples} == {4} and {e.label for e in examples} == {0, 1}
+
+
 def count_by_module() -> dict[str, int]:
     """Bad inputs covered here, by the module they exercise (printed in the project's notes)."""
     counts: dict[str, int] = {}
