@@ -202,6 +202,28 @@ def encode_classification(examples: list[Example]):
     return x, positions, labels
 
 
+BATCH_KINDS = {  # the two batch formats `encode` makes: keys, and a sampler that gives them
+    "classification": (("x", "positions", "labels"), "TaskSampler('is_sorted')"),
+    "language-model": (("x", "y"), "TaskSampler('copy')"),
+}
+
+
+def describe_batch_kind(kind: str) -> str:
+    keys, example = BATCH_KINDS[kind]
+    return f"a {kind} batch (keys {', '.join(map(repr, keys))}, e.g. from {example})"
+
+
+def batch_kind(batch) -> str:
+    """Which of encode's two formats `batch` is: "classification" or "language-model" (a "replay" entry aside)."""
+    if not isinstance(batch, dict):
+        raise TypeError(f"a batch must be a dict like data.encode(examples) makes, got a {type(batch).__name__}")
+    for kind, (keys, _) in BATCH_KINDS.items():
+        if all(k in batch for k in keys):
+            return kind
+    raise TypeError(f"a batch must be {describe_batch_kind('language-model')} or "
+                    f"{describe_batch_kind('classification')}, got keys {sorted(batch)}")
+
+
 def encode(examples: list[Example]) -> dict:
     """A batch as a dict of tensors, for either kind of task."""
     _check_examples(examples)

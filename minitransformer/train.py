@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.std import tqdm
 
-from .data import BASE_TASKS, IGNORE, TASKS, Example, encode_classification, encode_lm, make_examples
+from .data import (BASE_TASKS, IGNORE, TASKS, Example, batch_kind, describe_batch_kind, encode_classification, encode_lm,
+                   make_examples)
 from .model import Classifier
 from .tokenizer import END, tokenizer
 from .guards import check_bool, check_choice, check_int, check_number
@@ -30,13 +31,28 @@ def loss_on_batch(model, batch: dict):
     if "replay" in batch:
         task_loss = loss_on_batch(model, {k: v for k, v in batch.items() if k != "replay"})
         return task_loss + loss_on_batch(model.base if isinstance(model, Classifier) else model, batch["replay"])
+    check_batch(model, batch)
     if "labels" in batch:
-        if not isinstance(model, Classifier):
-            raise TypeError("a classification batch needs a Classifier (a model with a task head)")
         logits = model(batch["x"], batch["positions"])
         return F.cross_entropy(logits, batch["labels"])
     logits = model(batch["x"])
     return F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE)
+
+
+def check_batch(model, batch) -> None:
+    """Refuse a batch of the kind `model` does not read, before the model sees it: a Classifier reads
+    classification batches, a MiniTransformer language-model ones (a replayed part is read by the base model)."""
+    got = batch_kind(batch)
+    if isinstance(model, Classifier):
+        needs, fix = "classification", ("a language-model batch trains the base model: pass model.base, "
+                                        "or sample a classification task for the Classifier")
+    else:
+        needs, fix = "language-model", "a classification batch needs a Classifier (a model with a task head): Classifier(model)"
+    if got != needs:
+        raise TypeError(f"a {type(model).__name__} needs {describe_batch_kind(needs)}, got {describe_batch_kind(got)}; {fix}")
+    if "replay" in batch and batch_kind(batch["replay"]) != "language-model":
+        raise TypeError(f"the replayed part of a batch must be {describe_batch_kind('language-model')}, "
+                        f"got {describe_batch_kind(batch_kind(batch['replay']))}")
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int, min_lr_ratio: float = 0.1) -> float:
@@ -128,6 +144,7 @@ def train(
         if not isinstance(first, dict) or "x" not in first:
             raise TypeError(f"next_batch() must return a batch dict like data.encode(examples) makes (keys 'x' and "
                             f"'y', or 'x', 'positions' and 'labels'), got a {type(first).__name__}")
+        check_batch(model, first)
     except BaseException:
         restore_modes()
         raise

@@ -18,7 +18,7 @@ import torch
 
 import minitransformer as mt
 from minitransformer import calculator, data, peft, pretrain, quantize
-from minitransformer.train import classification_accuracy, eval_set, evaluate_base_tasks, exact_match
+from minitransformer.train import classification_accuracy, eval_set, evaluate_base_tasks, exact_match, loss_on_batch
 from minitransformer.checkpoint import load_checkpoint, save_checkpoint
 from minitransformer.model import causal_attention
 from minitransformer.tokenizer import CharTokenizer, tokenizer
@@ -296,6 +296,13 @@ MUTATING = [
     ("train.train", "lora", lambda m, c: mt.train(m, c["batches"], steps=5, progress="no"), TypeError, "progress must be True or False"),
     ("train.train", "lora", lambda m, c: mt.train(m.state_dict(), c["batches"], steps=5), TypeError, "model must be a torch.nn.Module"),
     ("train.train", "lora", lambda m, c: mt.train(m.base, c["batches"], steps=5), TypeError, "a classification batch needs a Classifier"),
+    # a batch of the other kind used to fail inside the model ("forward() missing 1 required positional argument: 'positions'")
+    ("train.train", "clf", lambda m, c: mt.train(m, data.TaskSampler("copy", batch_size=8), steps=5), TypeError, "a Classifier needs a classification batch (keys 'x', 'positions', 'labels', e.g. from TaskSampler('is_sorted')), got a language-model batch (keys 'x', 'y', e.g. from TaskSampler('copy'))"),
+    ("train.train", "lora", lambda m, c: mt.train(m, data.TaskSampler("shift", batch_size=8), steps=5), TypeError, "pass model.base"),
+    ("train.train", "lora", lambda m, c: mt.train(m, data.ReplaySampler("shift", batch_size=8), steps=5), TypeError, "a Classifier needs a classification batch"),
+    ("train.train", "base", lambda m, c: mt.train(m, c["batches"], steps=5), TypeError, "a MiniTransformer needs a language-model batch (keys 'x', 'y', e.g. from TaskSampler('copy')), got a classification batch (keys 'x', 'positions', 'labels', e.g. from TaskSampler('is_sorted')); a classification batch needs a Classifier"),
+    ("train.train", "prompted", lambda m, c: mt.train(m, data.TaskSampler("is_palindrome", batch_size=8), steps=5), TypeError, "a MiniTransformer needs a language-model batch"),
+    ("train.train", "clf", lambda m, c: mt.train(m, lambda: {"x": IDS, "labels": torch.tensor([1])}, steps=5), TypeError, "got keys ['labels', 'x']"),
     ("checkpoint.save_checkpoint", "lora", lambda m, c: save_checkpoint(m.base, c["tmp"] / "x"), ValueError, "peft.save_adapter"),
     ("checkpoint.save_checkpoint", "clf", lambda m, c: save_checkpoint(m, c["tmp"] / "x"), TypeError, "save_checkpoint(model.base, ...)"),
 ]
@@ -365,6 +372,9 @@ NON_MUTATING = [
     ("model", lambda: mt.ModelConfig(n_head=3), ValueError, "d_model=64 is not divisible by n_head=3"),
     ("model", lambda: mt.ModelConfig(n_layer=0), ValueError, "ModelConfig.n_layer must be a positive int, got 0"),
     ("model", lambda: mt.ModelConfig(bias="yes"), TypeError, "ModelConfig.bias must be True or False"),
+    ("train", lambda: loss_on_batch(mt.Classifier(BASE), data.encode(mt.make_examples("copy", 4, seed=0))), TypeError, "a Classifier needs a classification batch"),
+    ("train", lambda: loss_on_batch(BASE, data.encode(mt.make_examples("is_sorted", 4, seed=0))), TypeError, "a MiniTransformer needs a language-model batch"),
+    ("train", lambda: loss_on_batch(BASE, {"x": IDS}), TypeError, "a batch must be a language-model batch (keys 'x', 'y', e.g. from TaskSampler('copy')) or a classification batch (keys 'x', 'positions', 'labels', e.g. from TaskSampler('is_sorted')), got keys ['x']"),
     ("train", lambda: exact_match(BASE, []), TypeError, "examples must be a non-empty list of data.Example"),
     ("train", lambda: exact_match(BASE, mt.make_examples("is_sorted", 4, seed=0)), ValueError, "examples must be generative examples"),
     ("train", lambda: exact_match(BASE, mt.make_examples("copy", 4, seed=0), batch_size=0), ValueError, "batch_size must be a positive int"),
