@@ -94,3 +94,29 @@ def test_every_chapter_asks_for_predictions_and_ends_with_questions(path):
         assert q.explanation.strip(), f"chapter {chapter} {q.id} has no explanation"
         if q.choices:
             assert str(q.answer).lower() in q.choices, f"chapter {chapter} {q.id}: answer not among its choices"
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.replace("`", "").replace("**", "").replace('\\"', '"').split()).lower()
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=_id)
+def test_every_chapter_shows_its_questions_before_the_quiz(path):
+    nb = nbformat.read(path, as_version=4)
+    chapter = nb.metadata["minitransformer"]["chapter"]
+    quiz_cell = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "check.quiz(" in c.source)
+    shown = _plain(" ".join(c.source for c in nb.cells[:quiz_cell] if c.cell_type == "markdown"))
+    for q in importlib.import_module(f"minitransformer.course.check.quizzes.ch{chapter}").QUESTIONS:
+        assert _plain(q.text)[:60] in shown, f"{_id(path)}: question {q.id} is not shown before check.quiz"
+
+
+def test_a_blank_quiz_answer_reveals_nothing(capsys):
+    from minitransformer.course import check
+    from minitransformer.course.check.practice import questions
+
+    for chapter in range(1, 11):
+        check.quiz(chapter, {})
+        out = capsys.readouterr().out
+        for q in questions(chapter):
+            assert _plain(q.explanation)[:40] not in _plain(out), f"chapter {chapter} {q.id}: a blank shows the explanation"
+        assert "not answered yet" in out

@@ -40,13 +40,18 @@ def _is_left_blank(value) -> bool:
     return value is Ellipsis or value is None
 
 
-def prediction(what: str, guess, actual, tolerance: float | None = None) -> bool | None:
+def prediction(what: str, guess, actual, tolerance: float | None = None) -> None:
     """Compare a learner's guess with the measured value; print how close it was. Never raises for a bad guess.
 
     Numbers: the guess counts as close when |guess - actual| <= tolerance (absolute; default 10% of |actual|).
     Anything else (an option letter, a method name): close when equal, case and spaces ignored.
-    Returns True/False, or None when the guess was left as `...`.
+    Prints only (returns None), so a notebook cell that ends with it shows no stray value.
     """
+    _verdict(what, guess, actual, tolerance)
+
+
+def _verdict(what: str, guess, actual, tolerance: float | None = None) -> bool | None:
+    """Print the verdict on one guess; True/False (close or not), None when the guess was left as `...`."""
     if _is_left_blank(guess):
         print(f"🔮 {what}: no prediction made (the variable is still `...`). Guess before you run next time: "
               f"the measured value was {_fmt(actual)}.")
@@ -100,8 +105,9 @@ def _correct(q: Question, given) -> bool:
     return str(given).strip().lower() == str(q.answer).strip().lower()
 
 
-def quiz(chapter: int, answers: dict) -> int:
-    """Check a chapter's end-of-chapter answers; print the right answer and why for each. Returns how many are right."""
+def quiz(chapter: int, answers: dict) -> None:
+    """Check a chapter's end-of-chapter answers; print, for each answered question, whether it is right, the answer
+    and why. A question left as `...` gets no answer and no explanation: answer it first, then run the cell again."""
     qs = questions(chapter)
     if not isinstance(answers, dict):
         raise TypeError(f"answers must be a dict such as {{'q1': 'b'}}, got {type(answers).__name__}")
@@ -112,7 +118,7 @@ def quiz(chapter: int, answers: dict) -> int:
     for q in qs:
         given = answers.get(q.id, ...)
         if _is_left_blank(given):
-            print(f"· {q.id}: not answered. {q.explanation}")
+            print(f"· {q.id}: not answered yet (its answer and explanation appear once you answer it)")
             continue
         if q.choices and not (isinstance(given, str) and given.strip().lower() in q.choices):
             print(f"✘ {q.id}: {given!r} is not one of the options {list(q.choices)}. {q.explanation}")
@@ -121,5 +127,5 @@ def quiz(chapter: int, answers: dict) -> int:
         right += ok
         answer = q.answer if not isinstance(q.answer, float) else _fmt(q.answer)
         print(f"{'✔' if ok else '✘'} {q.id}: {'right' if ok else f'the answer is {answer!r}'}. {q.explanation}")
-    print(f"{right}/{len(qs)} right")
-    return right
+    blank = sum(_is_left_blank(answers.get(q.id, ...)) for q in qs)
+    print(f"{right}/{len(qs)} right" + (f" ({blank} not answered)" if blank else ""))
