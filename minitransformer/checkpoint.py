@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .guards import check_same_shapes
 from .model import MiniTransformer, ModelConfig
 
 BASE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "base"
@@ -103,7 +104,7 @@ def read_checkpoint_info(path=BASE_CHECKPOINT) -> dict:
 
 def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
     """Rebuild the model from PATH.json and fill it with PATH.safetensors (checked by sha256)."""
-    weights_path, _ = _paths(path)
+    weights_path, json_path = _paths(path)
     info = read_checkpoint_info(path)
     if not weights_path.exists():
         raise FileNotFoundError(f"no checkpoint weights at {weights_path}")
@@ -113,7 +114,12 @@ def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
     except TypeError as error:
         raise ValueError(f"the checkpoint's config is not a ModelConfig: {error}") from None
     model = MiniTransformer(config)
-    model.load_state_dict(load_file(str(weights_path)))
+    weights = load_file(str(weights_path))
+    settings = ", ".join(f"{k}={v!r}" for k, v in info["config"].items())
+    check_same_shapes(model.state_dict(), weights, "the config", "the weights", where=f"{json_path} and {weights_path}: ",
+                      hint=f"the config ({settings}) was edited after saving or belongs to other weights; restore "
+                           "the config the weights were saved with")
+    model.load_state_dict(weights)
     model.eval()
     return model
 

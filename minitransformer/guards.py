@@ -107,3 +107,27 @@ def check_order(low_name: str, low, high_name: str, high, hint: str = "") -> Non
     if low > high:
         hint = f" ({hint})" if hint else ""
         raise ValueError(f"{low_name} must be <= {high_name}{hint}, got {low_name}={low!r} and {high_name}={high!r}")
+
+
+
+def check_same_shapes(expected: dict, found: dict, expected_name: str, found_name: str, where: str = "",
+                      hint: str = "") -> None:
+    """`found` (tensors read from a file) fits `expected` (a model's state dict): the same names with the same
+    shapes. The error names the first tensor that differs (in the model's order) and both shapes; `where`
+    starts it (e.g. the files) and `hint` ends it (what to do)."""
+    problem = None
+    for name, tensor in expected.items():
+        want = tuple(tensor.shape)
+        if name not in found:
+            problem = f"{expected_name} needs a tensor {name!r} of shape {want}, which {found_name} lack"
+        elif tuple(found[name].shape) != want:
+            problem = f"tensor {name!r} has shape {want} by {expected_name} but {tuple(found[name].shape)} in {found_name}"
+        if problem:
+            break
+    else:
+        extra = [name for name in found if name not in expected]
+        if extra:
+            problem = (f"{found_name} hold a tensor {extra[0]!r} of shape {tuple(found[extra[0]].shape)}, for which "
+                       f"{expected_name} has no place")
+    if problem:
+        raise ValueError(f"{where}{expected_name} and {found_name} disagree: {problem}{'; ' + hint if hint else ''}")

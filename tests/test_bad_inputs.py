@@ -645,6 +645,32 @@ def test_a_hand_edited_config_is_named_in_the_error(saved, tmp_path):
         peft.load_adapter(clf(), folder)
 
 
+CONFIG_EDITS = [  # (setting, edited value, words): the shipped base has d_model=64, n_layer=2, mlp_ratio=4, block_size=32
+    ("d_model", 128, "the config and the weights disagree: tensor 'tok_emb.weight' has shape (35, 128) by the config but (35, 64) in the weights"),
+    ("n_layer", 4, "the config and the weights disagree: the config needs a tensor 'blocks.2.ln1.weight' of shape (64,), which the weights lack"),
+    ("n_layer", 1, "the weights hold a tensor 'blocks.1.attn.k_proj.bias' of shape (64,), for which the config has no place"),
+    ("mlp_ratio", 2, "tensor 'blocks.0.mlp.fc_in.weight' has shape (128, 64) by the config but (256, 64) in the weights"),
+    ("block_size", 64, "tensor 'pos_emb.weight' has shape (64, 64) by the config but (32, 64) in the weights"),
+]
+
+
+@pytest.mark.parametrize("key, value, words", CONFIG_EDITS)
+def test_a_checkpoint_whose_config_was_edited_is_refused_naming_the_first_tensor_that_differs(key, value, words, tmp_path):
+    """It used to fail inside load_state_dict ("size mismatch for ..." or "Missing key(s)")."""
+    from minitransformer.checkpoint import BASE_CHECKPOINT
+
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(BASE_CHECKPOINT.with_suffix(suffix), (tmp_path / "base").with_suffix(suffix))
+    assert torch.equal(load_checkpoint(tmp_path / "base")(IDS), BASE(IDS))  # the copy itself loads
+    info = json.loads((tmp_path / "base.json").read_text())
+    info["config"][key] = value
+    (tmp_path / "base.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=re.escape(words)) as error:
+        load_checkpoint(tmp_path / "base")
+    assert str(tmp_path / "base.json") in str(error.value) and f"{key}={value}" in str(error.value)
+    assert "edited after saving" in str(error.value)
+
+
 def test_merging_an_inactive_lora_adapter_is_refused_so_merged_adapters_always_compute():
     model = two_loras()
     before = fingerprint(model)
