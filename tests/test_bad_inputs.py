@@ -591,6 +591,58 @@ def test_two_methods_on_one_model_train_save_and_load_back_to_the_same_outputs(c
         assert torch.equal(outputs(fresh.base), outputs(BASE))
 
 
+def folded(model, active):
+    """A plain Classifier whose weights hold what `model`'s IA3 "i" and LoRA "l" adapters compute (those in
+    `active`): W + (alpha / r) B A first, since LoRA sits on the linear layer, then IA3's scales on top."""
+    from minitransformer.peft.layers import clean_name
+
+    plain = mt.Classifier(base())
+    plain.head.load_state_dict(model.head.state_dict())
+    layers = [(clean_name(n), l) for n, l in peft.peft_layers(model)]
+    with torch.no_grad():
+        for site, layer in layers:
+            if layer.kind == "lora" and "l" in active:
+                plain.get_submodule(site).weight += layer.delta_weight("l")
+        for site, layer in layers:
+            if layer.kind == "ia3" and "i" in active:
+                scale = layer.scales["i"]
+                if site.endswith("mlp.act"):  # scales fc_out's input: its columns
+                    plain.get_submodule(site[: -len("act")] + "fc_out").weight *= scale[None, :]
+                else:  # scales the projection's output: its rows and bias
+                    target = plain.get_submodule(site)
+                    target.weight *= scale[:, None]
+                    target.bias *= scale
+    return plain
+
+
+def test_lora_added_on_a_layer_that_carries_ia3_stacks_inside_it(tmp_path):
+    """add_lora on a layer IA3 already wraps (v_proj: in IA3's and LoRA's default targets) stacks as the README
+    says: LoRA goes onto the linear layer itself, inside IA3; both compute, each switches alone, both save and load."""
+    model = clf()
+    peft.add_ia3(model, "i")
+    peft.add_lora(model, "l", r=4)
+    perturb(model)
+    v_proj = model.base.blocks[0].attn.v_proj
+    assert [type(m).__name__ for m in (v_proj, v_proj.base, v_proj.base.base)] == ["IA3Layer", "LoRALinear", "Linear"]
+    expected = {}
+    for active in (["i", "l"], ["i"], ["l"]):
+        peft.set_active(model, active)
+        expected[tuple(active)] = outputs(model)
+        assert torch.allclose(expected[tuple(active)], outputs(folded(model, active)), atol=1e-5), active
+    assert not torch.allclose(expected[("i", "l")], expected[("i",)]) and not torch.allclose(expected[("i", "l")], expected[("l",)])
+    with peft.disable_adapters(model):
+        assert torch.allclose(outputs(model), outputs(folded(model, [])), atol=1e-6)
+    for name in ("i", "l"):
+        peft.save_adapter(model, tmp_path / name, name=name)
+    fresh = clf()
+    for name in ("l", "i"):  # the other order: the nesting is rebuilt as saved
+        peft.load_adapter(fresh, tmp_path / name)
+    v_proj = fresh.base.blocks[0].attn.v_proj
+    assert [type(m).__name__ for m in (v_proj, v_proj.base)] == ["IA3Layer", "LoRALinear"]
+    peft.set_active(fresh, ["i", "l"], trainable=False)
+    assert torch.allclose(outputs(fresh), expected[("i", "l")], atol=1e-6)
+
+
 def test_one_of_two_stacked_adapters_loads_alone_onto_a_fresh_base(tmp_path):
     """The issue's example: a LoRA adapter saved while IA3 wrapped the same layer used to be unloadable."""
     model = lora_ia3()
