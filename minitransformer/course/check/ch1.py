@@ -1,6 +1,7 @@
 """Checks for chapter 1's exercises: causal attention, a block's forward pass, the parameter formula."""
 
 import dataclasses
+import numbers
 
 import torch
 
@@ -15,6 +16,29 @@ from .core import Part, call_learner, call_probe, checker, close, generator, pic
 def _qkv(n=0, shape=(2, 3, 6, 8)):
     g = generator(n)
     return [torch.randn(*shape, generator=g) for _ in range(3)]
+
+
+def _rows_verdict(weights) -> tuple[bool, str]:
+    """Whether every row of weights is a distribution over the keys; if not, what is wrong with the first bad row."""
+    row_sums = weights.sum(-1)
+    nan_rows = torch.isnan(weights).any(-1)
+    bad_rows = nan_rows | (weights < 0).any(-1) | ~torch.isclose(row_sums, torch.ones_like(row_sums), atol=1e-5, rtol=0)
+    if not bad_rows.any():
+        return True, ""
+    b, h, t = (int(i) for i in bad_rows.nonzero()[0])
+    where = f"query {t} (batch {b}, head {h})"
+    if nan_rows[b, h, t]:
+        T = weights.shape[-1]
+        rows = sorted({int(i) for i in nan_rows.nonzero()[:, 2]})
+        return False, (f"the weights of {where} are NaN: every key was masked for that query, and softmax over "
+                       f"all -inf is 0 / 0 (NaN rows: queries {rows} of 0..{T - 1}). Check the mask direction: query "
+                       "t may see keys 0..t (itself and the past); mask only the keys after it, above the diagonal "
+                       "(torch.ones(T, T).triu(diagonal=1)), never the diagonal or the past")
+    if (weights[b, h, t] < 0).any():
+        return False, (f"the weights of {where} include {float(weights[b, h, t].min()):.3f} < 0: the weights are the "
+                       "softmax of the scores, not the scores themselves")
+    return False, (f"the weights of {where} sum to {float(row_sums[b, h, t]):.3f}: apply softmax over the last "
+                   "dimension (the keys), after masking")
 
 
 @register("1.1", "causal self-attention", 4, reference_model.causal_attention, "minitransformer.causal_attention",
@@ -36,14 +60,7 @@ def _check_causal_attention(fn):
     )
     if not shapes_ok:
         return
-    row_sums = weights.sum(-1)
-    rows_ok = bool((weights >= 0).all()) and torch.allclose(row_sums, torch.ones_like(row_sums), atol=1e-5)
-    yield Part(
-        "each query's weights are non-negative and sum to 1 over the keys",
-        rows_ok,
-        f"a row of weights sums to {row_sums.flatten()[0].item():.3f}: apply softmax over the last "
-        "dimension (the keys), after masking",
-    )
+    yield Part("each query's weights are non-negative and sum to 1 over the keys", *_rows_verdict(weights))
     # Causality: change the last position's key and value; no earlier output may move.
     k2, v2 = k.clone(), v.clone()
     k2[..., -1, :] += 3.0
@@ -162,13 +179,27 @@ def _hidden_configs():
     return configs
 
 
+def _components(config) -> dict[str, int]:
+    """The formula's components, plus the pieces of them a count can miss on its own."""
+    parts = dict(parameter_count_formula(config))
+    d, L, b = config.d_model, config.n_layer, 1 if config.bias else 0
+    norm = d + b * d
+    parts["final LayerNorm (ln_f)"] = norm
+    parts["LayerNorms inside the blocks (ln1 and ln2)"] = 2 * L * norm
+    if L > 1:
+        per_block = 4 * (d * d + b * d) + 2 * config.mlp_ratio * d * d + b * (config.mlp_ratio * d + d) + 2 * norm
+        parts["parameters of one block"] = per_block
+    return parts
+
+
 def _diagnose_count(got, config, label) -> str:
     parts = parameter_count_formula(config)
     want = sum(parts.values())
     diff = want - got
     names: dict[int, str] = {}
-    for label, count in parts.items():  # two components can have the same size
-        names[count] = f"{names[count]} or the {label}" if count in names else label
+    for component, count in _components(config).items():  # two components can have the same size
+        if count:
+            names[count] = f"{names[count]} or the {component}" if count in names else component
     biases = want - parameter_count_from_config(dataclasses.replace(config, bias=False))
     hint = ""
     if diff in names:
@@ -190,8 +221,9 @@ def _check_count(count_fn):
         model_count = parameter_count_from_config(config)  # the formula, tested against the model's own count
         changed = {k: v for k, v in config.to_dict().items() if v != getattr(ModelConfig(), k)}
         label = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the default config"
-        ok = isinstance(got, int) and got == model_count
-        msg = _diagnose_count(got, config, label) if isinstance(got, int) else f"return an int, not {type(got).__name__}"
+        whole = isinstance(got, numbers.Integral) and not isinstance(got, bool)  # a NumPy integer is a count too
+        ok = whole and got == model_count
+        msg = _diagnose_count(int(got), config, label) if whole else f"return an int, not {type(got).__name__}"
         yield Part(f"correct for {label}", ok, msg)
 
 causal_attention = checker("1.1")

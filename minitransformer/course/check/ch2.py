@@ -1,5 +1,6 @@
 """Checks for chapter 2's exercises: activation bytes, the bytes-per-parameter formula, GPT-2's size."""
 
+import numbers
 import random
 
 import torch
@@ -63,7 +64,8 @@ def _check_activation_bytes(fn):
             message += ": several saved tensors share one storage; count each storage once (by its data_ptr)"
         elif got == _saved_bytes(model, batch, dedupe=False, skip_parameters=False):
             message += ": count each storage once, and leave the parameters out"
-        yield Part(f"correct for {label}", isinstance(got, int) and got == want, message)
+        yield Part(f"correct for {label}", isinstance(got, numbers.Integral) and not isinstance(got, bool) and got == want,
+                   message)
 
 
 _TRAINING_CASES = [(1_000_000, 1_000_000, "fp32"), (1_000_000, 10_000, "fp32"),

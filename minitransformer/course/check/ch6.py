@@ -61,10 +61,14 @@ def _probe_lora(cls, base, r, alpha, A, B, x):
     """Runs where the learner's code is: build their layer, report its state, then load the judge's A and B
     and report the output and the gradients."""
     layer = cls(base, r, alpha)
-    if not (isinstance(layer, nn.Module) and all(hasattr(layer, a) for a in ("A", "B", "scaling"))):
-        return {"attributes": False}
+    if not (isinstance(layer, nn.Module) and all(hasattr(layer, a) for a in ("A", "B"))):
+        return {"attributes": False, "module": isinstance(layer, nn.Module),
+                "missing": [a for a in ("A", "B") if not hasattr(layer, a)]}
+    scaling = getattr(layer, "scaling", None)
     seen = {"attributes": True, "A": torch.as_tensor(layer.A).detach().clone(), "B": torch.as_tensor(layer.B).detach().clone(),
-            "base_frozen": not any(p.requires_grad for p in base.parameters())}
+            "base_frozen": not any(p.requires_grad for p in base.parameters()),
+            "scaling": float(scaling) if isinstance(scaling, (int, float)) or (torch.is_tensor(scaling) and scaling.numel() == 1)
+            else None}
     if not (torch.is_tensor(layer.A) and torch.is_tensor(layer.B) and layer.A.shape == A.shape and layer.B.shape == B.shape):
         return seen
     with torch.no_grad():
@@ -73,8 +77,13 @@ def _probe_lora(cls, base, r, alpha, A, B, x):
         layer.B.copy_(B)
         seen["got"] = layer(x)
     base.zero_grad(set_to_none=True)
-    layer(x).sum().backward()
-    seen.update(grad_A=layer.A.grad, grad_B=layer.B.grad, base_grad=base.weight.grad is not None)
+    try:
+        layer(x).sum().backward()
+    except RuntimeError as error:  # nothing in the output requires a gradient: no gradient reaches anything
+        if "does not require grad" not in str(error):
+            raise
+    seen.update(grad_A=getattr(layer.A, "grad", None), grad_B=getattr(layer.B, "grad", None),
+                base_grad=base.weight.grad is not None)
     return seen
 
 
@@ -89,10 +98,15 @@ def _check_lora(cls):
     seen = call_probe(_probe_lora, cls, copy.deepcopy(base), r, alpha, A, B, x)
     shapes = seen["attributes"] and torch.is_tensor(seen["A"]) and torch.is_tensor(seen["B"]) and \
         tuple(seen["A"].shape) == (r, n_in) and tuple(seen["B"].shape) == (n_out, r)
-    yield Part("A is (r × in), B is (out × r), and the base is frozen",
-               bool(shapes) and seen["base_frozen"],
-               f"keep attributes A, B and scaling; A: ({r}, {n_in}), B: ({n_out}, {r}) here; base.requires_grad_(False)"
-               if not shapes else "the wrapped base layer must be frozen: base.requires_grad_(False)")
+    if not seen["attributes"]:
+        message = (f"keep the attributes A and B (missing: {', '.join(seen['missing'])})" if seen["module"]
+                   else "LoRALinear must be an nn.Module (class LoRALinear(nn.Module))")
+    elif not shapes:
+        message = (f"A must be (r, in) = ({r}, {n_in}) and B (out, r) = ({n_out}, {r}) here; yours are "
+                   f"{tuple(seen['A'].shape)} and {tuple(seen['B'].shape)}")
+    else:
+        message = "the wrapped base layer must be frozen: base.requires_grad_(False)"
+    yield Part("A is (r × in), B is (out × r), and the base is frozen", bool(shapes) and seen["base_frozen"], message)
     if not shapes:
         return
     with torch.no_grad():
@@ -107,19 +121,47 @@ def _check_lora(cls):
                torch.is_tensor(start) and start.shape == plain.shape and torch.equal(start, plain) and a_random
                and bool((seen["B"] == 0).all()), message)
     got = seen["got"]
+    scale = alpha / r
     with torch.no_grad():
-        expected = plain + (x @ A.T @ B.T) * (alpha / r)
-        by_alpha = plain + (x @ A.T @ B.T) * alpha
-    message = "the output should be base(x) + (alpha / r) · x Aᵀ Bᵀ"
-    if torch.is_tensor(got) and close(got, by_alpha) and alpha != 1:
-        message = "scaled by alpha instead of alpha / r: the update would grow with the rank (a real bug in a popular course)"
-    yield Part("adds the low-rank update scaled by alpha / r", torch.is_tensor(got) and close(got, expected), message)
+        update = x @ A.T @ B.T
+        expected = plain + update * scale
+    message = f"the output should be base(x) + (alpha / r) · x Aᵀ Bᵀ, with alpha / r = {alpha:g} / {r} = {scale:g} here"
+    if torch.is_tensor(got) and got.shape == plain.shape:
+        for wrong, diagnosis in (
+                (alpha, f"scaled by alpha instead of alpha / r: the update would grow with the rank (a real bug in a "
+                        f"popular course); the update must be scaled by alpha / r = {alpha:g} / {r} = {scale:g}"),
+                (1.0, f"the update is not scaled: the update must be scaled by alpha / r = {alpha:g} / {r} = {scale:g} "
+                      "(self.scaling), i.e. base(x) + self.scaling · x Aᵀ Bᵀ"),
+                (r / alpha, f"scaled by r / alpha = {r / alpha:g}: the update must be scaled by alpha / r = "
+                            f"{alpha:g} / {r} = {scale:g}")):
+            if wrong != scale and close(got, plain + update * wrong):
+                message = diagnosis
+                break
+    scaled_ok = torch.is_tensor(got) and close(got, expected)
+    if scaled_ok and (seen["scaling"] is None or abs(seen["scaling"] - scale) > 1e-9):
+        scaled_ok, message = False, (f"the output is right, but keep the factor as self.scaling = alpha / r = {scale:g} "
+                                     f"(merging reads it); yours is {seen['scaling']!r}")
+    yield Part("adds the low-rank update scaled by alpha / r", scaled_ok, message)
+    # Gradients: compared up to one common factor, so that a wrong scaling (reported above) is not blamed here
+    # again; what this part checks is that A and B are trained, by the gradient of this update, and W is not.
     A_, B_ = A.clone().requires_grad_(True), B.clone().requires_grad_(True)
-    (base(x).detach() + (x @ A_.T @ B_.T) * (alpha / r)).sum().backward()
-    grads_ok = torch.is_tensor(seen["grad_A"]) and torch.is_tensor(seen["grad_B"]) and not seen["base_grad"] and \
-        close(seen["grad_A"], A_.grad, 1e-4) and close(seen["grad_B"], B_.grad, 1e-4)
-    yield Part("gradients reach A and B, and not the base weight", grads_ok,
-               "A and B must be nn.Parameters (trainable); the base weight must get no gradient")
+    (base(x).detach() + (x @ A_.T @ B_.T) * scale).sum().backward()
+    grad_A, grad_B = seen["grad_A"], seen["grad_B"]
+    missing = [name for name, g, want in (("A", grad_A, A_.grad), ("B", grad_B, B_.grad))
+               if not (torch.is_tensor(g) and g.shape == want.shape and bool(g.abs().sum() > 0))]
+    if missing:
+        grads_ok = False
+        message = (f"{' and '.join(missing)} got no gradient: make {'them' if len(missing) > 1 else 'it'} an "
+                   f"nn.Parameter and use {'them' if len(missing) > 1 else 'it'} in forward without .detach() or no_grad")
+    elif seen["base_grad"]:
+        grads_ok, message = False, "the base weight got a gradient: freeze the wrapped layer (base.requires_grad_(False))"
+    else:
+        got_g, want_g = torch.cat([grad_A.flatten(), grad_B.flatten()]), torch.cat([A_.grad.flatten(), B_.grad.flatten()])
+        factor = float(got_g @ want_g / (want_g @ want_g))  # the learner's scaling over alpha / r, if any
+        grads_ok = factor > 0 and close(grad_A, A_.grad * factor, 1e-4) and close(grad_B, B_.grad * factor, 1e-4)
+        message = ("A and B get gradients, but not those of base(x) + scaling · x Aᵀ Bᵀ: use A and B only through "
+                   "x @ A.T @ B.T (times the scaling)")
+    yield Part("gradients reach A and B, and not the base weight", grads_ok, message)
 
 
 @register("6.2", "merging LoRA into the weight", 3, merge_reference, "minitransformer.course.check.ch6.merge_reference",
@@ -130,17 +172,37 @@ def _check_merge(merge_fn):
     with torch.no_grad():
         layer.B.normal_(generator=generator(3))
     before = layer.base.weight.detach().clone()
-    merged = call_learner(merge_fn, layer)
-    yield Part("returns an nn.Linear of the same shape", isinstance(merged, nn.Linear)
-               and merged.weight.shape == layer.base.weight.shape, f"got {type(merged).__name__}")
+    n_out = before.shape[0]
+    shapes = (f"the update B @ A has shape (out, in) = ({n_out}, {n_in}), like W (B is ({n_out}, {r}), A is ({r}, {n_in})), "
+              f"while Aᵀ @ Bᵀ and (B @ A).T are (in, out) = ({n_in}, {n_out}): use W + scaling · B @ A")
+    try:
+        merged = call_learner(merge_fn, layer)
+    except RuntimeError as error:  # a LearnerError from the sandbox is a RuntimeError too
+        text = str(error).split("\n")[0]
+        if not any(word in text for word in ("size", "shape")):
+            raise
+        yield Part("returns an nn.Linear of the same shape", False,
+                   f"your merge raised a shape error ({text[:160]}): {shapes}")
+        return
+    shaped = isinstance(merged, nn.Linear) and merged.weight.shape == layer.base.weight.shape
+    yield Part("returns an nn.Linear of the same shape", shaped,
+               f"got {type(merged).__name__}" if not isinstance(merged, nn.Linear) else
+               f"its weight is {tuple(merged.weight.shape)}, the base's is {tuple(before.shape)}: {shapes}")
     if not isinstance(merged, nn.Linear):
         return
-    x = torch.randn(6, n_in, generator=generator(4))
-    with torch.no_grad():
-        same = close(merged(x), layer(x))
-    message = "merged(x) should equal the LoRA layer's output: W' = W + scaling · B @ A, bias unchanged"
-    if torch.is_tensor(merged.weight) and close(merged.weight, before + layer.B @ layer.A):
-        message = "the merged weight is missing the scaling (alpha / r)"
+    if shaped:
+        x = torch.randn(6, n_in, generator=generator(4))
+        with torch.no_grad():
+            same = close(merged(x), layer(x))
+            update = layer.B @ layer.A
+        message = "merged(x) should equal the LoRA layer's output: W' = W + scaling · B @ A, bias unchanged"
+        if close(merged.weight.detach(), before + update):
+            message = "the merged weight is missing the scaling (alpha / r)"
+        elif update.T.shape == before.shape and close(merged.weight.detach(), before + layer.scaling * update.T):
+            # a square layer: the transposed update raised no shape error
+            message = f"the update is transposed: {shapes}"
+    else:
+        same, message = False, "not comparable: the merged layer has the wrong shape (see above)"
     yield Part("merged output equals the unmerged output (to 1e-5)", same, message)
     yield Part("the LoRA layer's own base weight is left unchanged", torch.equal(layer.base.weight, before),
                "build a new weight (e.g. W + ...) instead of adding into layer.base.weight in place")

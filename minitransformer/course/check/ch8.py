@@ -1,5 +1,6 @@
 """Checks for chapter 8's exercises: tuning a learning rate on validation over seeds, summarising seeds, the Pareto front."""
 
+import numbers
 import random
 
 import numpy as np
@@ -80,7 +81,32 @@ def _runs():
     return rows
 
 
-@register("8.1", "tuning the learning rate over seeds", 2, tuned_lr_reference, "minitransformer.course.check.ch8.tuned_lr_reference")
+def _tie_runs() -> list[dict]:
+    """Runs of one method, "C", where two learning rates share the best mean validation accuracy exactly.
+
+    The accuracies are multiples of 1/64, so every way of averaging them (np.mean, sum / n, float32, any
+    order) gives the same mean: the tie is a tie for any correct answer, and only the tie rule decides."""
+    # means 0.625, 0.625, 0.5, 0.604: 0.01 and 0.03 tie; the best run, the median and the first seed pick 0.3
+    table = {0.01: [0.75, 0.5, 0.625], 0.03: [0.625, 0.75, 0.5], 0.1: [0.5, 0.5, 0.5], 0.3: [0.875, 0.6875, 0.25]}
+    if core.HIDDEN_SEED is not None:
+        rng = random.Random(seed(81))
+        lrs = sorted(rng.sample([1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3], rng.randint(3, 5)))
+        n = rng.choice([3, 4, 5])
+        tied = rng.sample(lrs, 2)
+        best = [rng.randint(40, 60) / 64 for _ in range(n)]
+        table = {lr: (rng.sample(best, n) if lr in tied else [rng.randint(20, 38) / 64 for _ in range(n)]) for lr in lrs}
+    tied = _best_by(table, lambda a: float(np.mean(a)))
+    best_test = max(lr for lr in table if lr not in tied)  # choosing on test picks neither tied rate
+    rows = []
+    for lr, accuracies in table.items():
+        for s, accuracy in enumerate(accuracies):
+            rows.append({"method": "C", "lr": lr, "seed": s, "val_accuracy": accuracy,
+                         "test_accuracy": round((0.9 if lr == best_test else 0.7) - 0.01 * s, 3),
+                         "forgetting_em": round(0.1 * (s + 1), 3), "forgetting_loss": round(0.05 * (s + 1), 3)})
+    return rows
+
+
+@register("8.1", "tuning the learning rate over seeds", 3, tuned_lr_reference, "minitransformer.course.check.ch8.tuned_lr_reference")
 def _check_tuned(fn):
     runs = _runs()
     for method in ("A", "B"):
@@ -100,6 +126,36 @@ def _check_tuned(fn):
         elif isinstance(got, float) and 0.5 < got <= 1:
             message += ": that looks like an accuracy; return the learning rate"
         yield Part(f"picks the best mean validation accuracy for method {method}", got == want, message)
+    runs = _tie_runs()
+    got = call_learner(fn, runs, "C")
+    want = tuned_lr_reference(runs, "C")  # the smaller of the two tied rates
+    table = {}
+    for r in runs:
+        table.setdefault(r["lr"], []).append(r["val_accuracy"])
+    tied = _best_by(table, lambda a: float(np.mean(a)))
+    message = f"for method C you chose {got!r}, expected {want}"
+    if got in tied and got != want:
+        message += (f": learning rates {' and '.join(f'{lr:g}' for lr in tied)} tie on mean validation accuracy "
+                    f"({float(np.mean(table[want])):.4f}); the rule is that on a tie the smaller learning rate wins")
+    elif got != want and got == tuned_lr_reference(runs, "C", key="test_accuracy"):
+        message += ": that lr is best on the test set; choose on validation (val_accuracy)"
+    elif got != want and (other := [name for name, rule in _RULES.items() if got in _best_by(table, rule)]):
+        message += f": that lr is best by {other[0]}; choose by the mean over seeds"
+    yield Part("on a tie, picks the smaller learning rate (method C)", got == want, message)
+
+
+# The accuracies have 3 decimals: float32 (torch's default) or another summation order moves a mean or a
+# standard deviation by ~1e-8, which is the same answer; 1e-6 still tells ddof=0 from ddof=1 and every other slip.
+_SUMMARY_TOL = 1e-6
+
+
+def _as_float(value) -> float | None:
+    """A Python, NumPy or one-element torch number as a float; None for anything else."""
+    import torch
+
+    if torch.is_tensor(value):
+        return float(value) if value.numel() == 1 else None
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else None
 
 
 @register("8.2", "summarising seeds", 2, seed_summary_reference, "minitransformer.course.check.ch8.seed_summary_reference")
@@ -113,12 +169,19 @@ def _check_summary(fn):
         if not isinstance(got, dict) or set(got) != set(want):
             yield Part(f"correct for {method} at lr {lr}", False, f"return a dict with keys {sorted(want)}; got {got!r}")
             continue
-        bad = [k for k in want if abs(got[k] - want[k]) > 1e-9]
-        message = f"{bad[0]}: you said {got[bad[0]]:.4f}, expected {want[bad[0]]:.4f}" if bad else ""
-        if bad and bad[0].endswith("_std"):
+        numeric = {k: _as_float(got[k]) for k in want}
+        bad = [k for k in want if numeric[k] is None or not abs(numeric[k] - want[k]) <= _SUMMARY_TOL]
+        message = ""
+        if bad and numeric[bad[0]] is None:
+            message = f"{bad[0]}: return a number, not {type(got[bad[0]]).__name__}"
+        elif bad:
+            k = bad[0]
+            digits = next((d for d in range(4, 10) if f"{numeric[k]:.{d}f}" != f"{want[k]:.{d}f}"), 10)
+            message = f"{k}: you said {numeric[k]:.{digits}f}, expected {want[k]:.{digits}f}"
+        if bad and numeric[bad[0]] is not None and bad[0].endswith("_std"):
             key = {"accuracy_std": "test_accuracy", "forgetting_std": "forgetting_em"}[bad[0]]
             values = np.array([r[key] for r in runs if r["method"] == method and r["lr"] == lr])
-            if abs(got[bad[0]] - values.std()) < 1e-9:
+            if abs(numeric[bad[0]] - values.std()) <= _SUMMARY_TOL:
                 message += (" — use the sample standard deviation (ddof=1), the one the t-interval uses; "
                             "numpy's default is ddof=0")
         yield Part(f"correct for {method} at lr {lr}", not bad, message)
