@@ -13,7 +13,6 @@ on a copy of the model, so a bad file raises a clear error and leaves the model 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
@@ -234,7 +233,6 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
         if name in adapter_names(model):
             raise ValueError(f"the model already has an adapter named {name!r}; pass another name= or delete it")
         check_new_adapter(model, name)
-    _apply(copy.deepcopy(model), config, tensors, name)  # every check on a copy first
     prepare(model)
     _apply(model, config, tensors, name)
     if config["layers"]:

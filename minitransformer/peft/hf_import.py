@@ -3,7 +3,6 @@ compatible)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from safetensors import SafetensorError, safe_open
 
 from ..model import Classifier
 from .checkpoints import base_fingerprint
-from .core import TASK_HEAD, adapter_names, language_model, prepare, set_active
+from .core import TASK_HEAD, adapter_names, language_model, prepare, set_active, transactional
 from .hf_names import (CONFIG_FILE, DESCRIPTIVE_OPTIONS, FINGERPRINT_KEY, PLAIN_INITS, PREFIX, SETTINGS,
                        WEIGHTS_FILE, course_name)
 from .ia3 import IA3Layer
@@ -158,10 +157,11 @@ def _apply(model: nn.Module, config: dict, tensors: dict[str, torch.Tensor], nam
         model.requires_grad_(False)
 
 
+@transactional
 def import_hf(model: nn.Module, folder, name: str = "default", trainable: bool = False) -> str:
     """Add the LoRA or IA3 adapter that HF PEFT's save_pretrained wrote in `folder` to `model` as adapter
     `name`; return the name. The model is the one HF wrapped (a Classifier or a MiniTransformer), without
-    that adapter. Every check runs on a copy first: a file that does not fit raises and changes nothing."""
+    that adapter. A file that does not fit raises and changes nothing (`transactional`)."""
     folder = Path(folder)
     config, tensors, metadata = _read(folder)
     _check_options(config)
@@ -171,6 +171,5 @@ def import_hf(model: nn.Module, folder, name: str = "default", trainable: bool =
     if expected is not None and expected != base_fingerprint(model):
         raise ValueError(f"this adapter was exported from a different base model (fingerprint {expected}); this "
                          f"model's base has fingerprint {base_fingerprint(model)}")
-    _apply(copy.deepcopy(model), config, tensors, name, trainable)  # every check on a copy first
     _apply(model, config, tensors, name, trainable)
     return name

@@ -1,10 +1,11 @@
 """All or nothing: a call that changes a model and raises leaves the model exactly as it was.
 
-Every verb that changes a model validates its arguments first and only then changes anything. As a
-backstop, each is also wrapped in `transactional`: it records the model's module tree (every module's
-children, parameters, buffers and plain attributes such as a layer's active adapters), every parameter's
-and buffer's values and every requires_grad flag, and puts all of them back if the call raises. The
-restored model holds the very same module and parameter objects, so an optimizer built before still works.
+This is the one mechanism that guarantees it: every verb that changes a model is wrapped in `transactional`,
+which records the model's module tree (every module's children, parameters, buffers and plain attributes such
+as a layer's active adapters), every parameter's and buffer's values and every requires_grad flag, and puts
+all of them back if the call raises. The restored model holds the very same module and parameter objects, so an
+optimizer built before still works. Verbs still check their arguments before they change anything, but for
+clear error messages, not for safety.
 """
 
 from __future__ import annotations
