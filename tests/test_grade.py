@@ -58,6 +58,20 @@ def test_a_good_submission_runs_sandboxed_and_gets_full_marks(tmp_path):
     assert result.run == "ok" and points(result) == FULL_CH1 and result.reasons == []
 
 
+def test_what_a_notebook_writes_to_its_file_descriptors_cannot_hide_or_forge_its_run_status(tmp_path):
+    """A flood on fd 1/2 without a newline, and forged STATUS lines on every channel the notebook can reach
+    (bubblewrap's own copy of the runner's stdout included): the run is still reported as it ended."""
+    files = []
+    for name, attack in attacks.RUN_ATTACKS.items():
+        files.append(write(attacks.mini_solution(extra_cells=attack["extra_cells"]), tmp_path / name))
+    grades = tmp_path / "grades.csv"
+    assert main([str(f) for f in files] + ["--chapter", "1", "--csv", str(grades), "--timeout", "180", "--jobs", "2"]) == 0
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(grades.open())}
+    for name, attack in attacks.RUN_ATTACKS.items():
+        assert rows[name]["run"] == attack["run"], (name, rows[name]["run"])
+        assert rows[name]["total"] == "13", (name, rows[name]["reasons"])
+
+
 def test_a_notebook_that_loops_or_writes_the_course_keeps_its_exercise_points(tmp_path):
     loop = attacks.mini_solution(extra_cells=[(-1, "while True:\n    pass")])
     result = grade(write(loop, tmp_path / "loop.ipynb"), 1, timeout=40)
@@ -128,7 +142,7 @@ def test_a_hostile_class_graded_in_one_run(tmp_path, monkeypatch):
         write(attacks.mini_solution(), folder / sub / "twin.ipynb")
     broken = attacks.broken_files(folder)
     files = sorted(p for p in folder.rglob("*.ipynb"))
-    before = tree_hashes(folder, hidden, ROOT / "minitransformer" / "check", ROOT / "minitransformer" / "grade",
+    before = tree_hashes(folder, hidden, ROOT / "minitransformer" / "course" / "check", ROOT / "minitransformer" / "course" / "grade",
                          ROOT / "tests" / "hostile")
 
     monkeypatch.chdir(folder)  # relative paths, a name starting with '-'
@@ -159,7 +173,7 @@ def test_a_hostile_class_graded_in_one_run(tmp_path, monkeypatch):
     assert all(r["flags"].startswith("duplicate name: also") for r in twins) and len(twins) == 2
     assert "1.1≈solution" in rows["honest.ipynb"]["similarity"]
     assert rows["delegate_alias.ipynb"]["similarity"] != rows["honest.ipynb"]["similarity"]
-    assert tree_hashes(folder, hidden, ROOT / "minitransformer" / "check", ROOT / "minitransformer" / "grade",
+    assert tree_hashes(folder, hidden, ROOT / "minitransformer" / "course" / "check", ROOT / "minitransformer" / "course" / "grade",
                        ROOT / "tests" / "hostile") == before
     assert descendants(os.getpid()) == [] and marked_processes() == []
 

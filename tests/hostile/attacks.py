@@ -56,6 +56,20 @@ def count(body: str, header: str = "") -> dict:
     return {COUNT: header + COUNT + body}
 
 
+def block(source: str) -> dict:
+    """The whole 1.2 cell: `source` defines Block."""
+    return {BLOCK: source}
+
+
+OWN_BLOCK_INIT = '''    def __init__(self, config):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.attn = mt.CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.mlp = mt.MLP(config)
+'''
+
+
 ATTACKS = {
     # --- delegation: the library's reference, by every route ------------------------------------------------
     "delegate_import.ipynb": dict(replace=attention("    return ca(q, k, v)\n", "from minitransformer.model import causal_attention as ca\n"),
@@ -69,6 +83,36 @@ ATTACKS = {
     "delegate_dynamic.ipynb": dict(
         replace=attention("    m = __import__('minitrans' + 'former')\n    return getattr(m, 'causal_' + 'attention')(q, k, v)\n"),
         expect={**FULL, "1.1": 0}, reason="1.1: uses the library's reference"),
+    "delegate_dynamic_registry.ipynb": dict(  # the checks' own registry, by a name no static look can read
+        replace=attention("    import sys\n"
+                          "    core = sys.modules['minitransformer.cour' + 'se.check.core']\n"
+                          "    return core.EXERCISES['1.1'].reference(q, k, v)\n"),
+        expect={**FULL, "1.1": 0}, reason="1.1: uses the library's reference for this exercise"),
+    "delegate_decorated.ipynb": dict(  # a decorator swaps the learner's function for the library's
+        replace=attention("    pass\n", "@lambda f: getattr(__import__('minitransformer'), 'causal_' + 'attention')\n"),
+        expect={**FULL, "1.1": 0}, reason="1.1: uses the library's reference for this exercise"),
+    # 1.2: the library's Block subclassed, borrowed or instantiated with no learner frame on the call stack
+    "delegate_block_subclass.ipynb": dict(
+        replace=block("class Block(getattr(__import__('minitransformer'), 'Block')):\n    pass\n"),
+        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+    "delegate_block_importlib.ipynb": dict(
+        replace=block("import importlib\n\n"
+                      "class Block(importlib.import_module('minitransformer.' + 'model').Block):\n"
+                      "    def forward(self, x):\n        return super().forward(x)\n"),
+        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+    "delegate_block_borrowed_forward.ipynb": dict(  # its own __init__, the library's forward via sys.modules
+        replace=block("import sys\n\nclass Block(nn.Module):\n" + OWN_BLOCK_INIT
+                      + "    forward = getattr(sys.modules['minitransformer.' + 'model'], 'Block').forward\n"),
+        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+    "delegate_block_decorated.ipynb": dict(  # the class statement is replaced by the library's class
+        replace=block("@lambda cls: getattr(__import__('minitransformer'), 'Bl' + 'ock')\nclass Block(nn.Module):\n    pass\n"),
+        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+    "delegate_block_instance.ipynb": dict(  # Block(config) returns an instance of the library's Block, made by
+        replace=block("import functools\n\n"  # C code: no learner frame on the call stack
+                      "class Maker(type):\n"
+                      "    __call__ = staticmethod(functools.partial(getattr(__import__('minitransformer'), 'Block')))\n\n"
+                      "class Block(nn.Module, metaclass=Maker):\n    pass\n"),
+        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
     "count_by_instantiating.ipynb": dict(replace=count("    return sum(p.numel() for p in mt.MiniTransformer(config).parameters())\n"),
                                          expect={**FULL, "1.3": 0}, reason="1.3: uses the library's reference"),
     "count_own_layers.ipynb": dict(  # builds the model from torch layers and counts: configs too large to build
@@ -119,7 +163,7 @@ ATTACKS = {
         expect={"1.1": lambda p: p <= 1, "1.2": 4, "1.3": 0}, reason="1.3: wrong result"),
     "write_course_and_others.ipynb": dict(  # tries to rewrite the checks, a canary, the other submissions
         replace=attention("    import glob, os\n"
-                          f"    targets = [{str(ROOT / 'minitransformer' / 'check' / 'ch1.py')!r}, {str(CANARY)!r}]\n"
+                          f"    targets = [{str(ROOT / 'minitransformer' / 'course' / 'check' / 'ch1.py')!r}, {str(CANARY)!r}]\n"
                           "    targets += glob.glob('/tmp/**/*.ipynb', recursive=True)\n"
                           f"    targets += glob.glob({str(ROOT / 'solutions' / '*.ipynb')!r})\n"
                           "    for path in targets:\n"
@@ -188,3 +232,23 @@ def broken_files(folder: Path) -> dict:
     for name, (text, _) in cases.items():
         (folder / name).write_text(text)
     return {name: reason for name, (_, reason) in cases.items()}
+
+
+# Attacks on the run of the whole notebook (graded with execution): `run` is the status the CSV must show,
+# exactly or (ending in "...") as a prefix.
+FORGE_STATUS = """import os
+forged = b'\\nSTATUS ok\\n' * 1000 + b'z' * 300_000 + b'\\nSTATUS ok\\n'
+for target in ('/proc/self/fd/1', '/proc/self/fd/2', '/proc/1/fd/1', '/proc/1/fd/2'):
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, forged)
+        os.close(fd)
+    except OSError:
+        pass
+raise ValueError('after the flood')
+"""
+RUN_ATTACKS = {
+    "flood_fd1.ipynb": dict(extra_cells=[(1, "import os\nos.write(1, b'x' * 300_000)\nos.write(2, b'y' * 300_000)")],
+                            run="ok"),
+    "forge_status.ipynb": dict(extra_cells=[(1, FORGE_STATUS)], run="error in code cell 2: ValueError: after the flood"),
+}

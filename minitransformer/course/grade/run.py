@@ -57,7 +57,19 @@ def hidden_paths(submissions, extra_tests=None, csv=None) -> list[Path]:
 
 
 RUNNER = (
-    "import sys, nbformat\n"
+    "import ctypes, os, sys\n"
+    "try:\n"
+    "    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE=0: the kernel cannot open our fds or read our memory\n"
+    "except (OSError, AttributeError):\n"
+    "    pass\n"
+    "nonce = sys.stdin.readline().strip()  # the judge's secret for this run: a status line without it is not ours\n"
+    "status = os.dup(1)  # the channel to the judge, kept by this process alone (not inherited)\n"
+    "null = os.open(os.devnull, os.O_RDWR)\n"
+    "for fd in (0, 1, 2):\n"
+    "    os.dup2(null, fd)  # the kernel and all it starts write to /dev/null: nothing they print is read\n"
+    "def report(text):\n"
+    "    os.write(status, ('\\nSTATUS ' + nonce + ' ' + text + '\\n').encode('utf-8', 'replace')[:2000]); sys.exit()\n"
+    "import nbformat\n"
     "from nbclient import NotebookClient\n"
     "from nbclient.exceptions import DeadKernelError\n"
     "nb = nbformat.read(sys.argv[1], as_version=4)\n"
@@ -66,21 +78,28 @@ RUNNER = (
     "try:\n"
     "    client.execute()\n"
     "except DeadKernelError:\n"
-    "    print('STATUS the kernel died'); sys.exit()\n"
+    "    report('the kernel died')\n"
     "code_cells = [c for c in nb.cells if c.cell_type == 'code']\n"
     "for i, cell in enumerate(code_cells, 1):\n"
     "    if 'raises-exception' in cell.metadata.get('tags', []):\n"
     "        continue  # a cell the course marks as meant to raise (it shows an error message)\n"
     "    for out in cell.get('outputs', []):\n"
     "        if out.get('output_type') == 'error':\n"
-    "            print(f\"STATUS error in code cell {i}: {out.get('ename')}: {str(out.get('evalue'))[:120]}\", flush=True); sys.exit()\n"
-    "print('STATUS ok', flush=True)\n"
+    "            report(f\"error in code cell {i}: {out.get('ename')}: {str(out.get('evalue'))[:120]}\")\n"
+    "report('ok')\n"
 )
+STATUS_WINDOW = 8192  # bytes of the channel kept while reading it: a status line is at most 2000
 
 
 def run_notebook(path: Path, timeout: float, hide: list[Path], unsafe: bool) -> str:
     """Execute a copy of the notebook, sandboxed, in a private folder; return its status. Nothing it prints is
-    graded; only the last STATUS line of the runner (written after the kernel is done) is read."""
+    graded or kept: the kernel's output goes to /dev/null, and the runner writes its status (after the kernel
+    is done) on its own stdout, tagged with a secret the judge gave it on stdin. Whatever else reaches that
+    pipe (code in the sandbox can write to bubblewrap's copy of it) is read and dropped, a window at a time."""
+    import select
+
+    nonce = secrets.token_hex(16)
+    tag = f"\nSTATUS {nonce} ".encode()
     with tempfile.TemporaryDirectory(prefix="grade-run-") as folder:
         copy = Path(folder) / "submission.ipynb"
         copy.write_bytes(path.read_bytes())
@@ -91,20 +110,38 @@ def run_notebook(path: Path, timeout: float, hide: list[Path], unsafe: bool) -> 
         if not unsafe:
             os.chmod(folder, 0o777)  # the sandbox runs as nobody
             argv = command(argv, hide, unsafe, workdir=folder)
-        with tempfile.TemporaryFile() as out:
-            process = subprocess.Popen(argv, cwd=folder, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                       env=clean_env(folder if unsafe else "/tmp"), start_new_session=True)
+        process = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   stdin=subprocess.PIPE, env=clean_env(folder if unsafe else "/tmp"),
+                                   start_new_session=True)
+        status, window, deadline = None, b"", time.monotonic() + timeout
+        try:
             try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill(process)
-                return f"time-out after {timeout:g} s"
+                process.stdin.write(nonce.encode() + b"\n")
+                process.stdin.close()
+            except OSError:
+                pass
+            channel = process.stdout.fileno()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return f"time-out after {timeout:g} s"
+                if not select.select([channel], [], [], min(remaining, 1.0))[0]:
+                    if process.poll() is not None and not select.select([channel], [], [], 0.5)[0]:
+                        break  # the runner is gone and nothing more comes (a process it left may hold the pipe)
+                    continue
+                chunk = os.read(channel, 1 << 16)
+                if not chunk:
+                    break
+                window += chunk
+                at = window.rfind(tag)
+                if at >= 0 and b"\n" in window[at + len(tag):]:
+                    line = window[at + len(tag):].split(b"\n", 1)[0]
+                    status = line.decode("utf-8", errors="replace")
+                window = window[-STATUS_WINDOW:]
+        finally:
             _kill(process)
-            out.seek(0, 2)
-            out.seek(max(0, out.tell() - 4096))
-            tail = out.read().decode(errors="replace")
-        lines = [line for line in tail.splitlines() if line.startswith("STATUS ")]
-        return lines[-1][len("STATUS "):] if lines else "could not run: the runner gave no status"
+            process.stdout.close()
+    return status if status is not None else "could not run: the runner gave no status"
 
 
 def _kill(process) -> None:

@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import traceback
+import types
 
 from . import wire
 
@@ -42,6 +43,7 @@ def _from_submission() -> bool:
 
 
 def _tripwire(obj, label: str):
+    """A wrapper for a forbidden object whose code cannot be rewired in place (a builtin, a partial...)."""
     import functools
 
     def guard(*args, **kwargs):
@@ -58,30 +60,167 @@ def _tripwire(obj, label: str):
     return guard
 
 
-def install_tripwires(forbidden: list, namespace: dict) -> None:
-    """Make the forbidden objects raise when learner code reaches them; block importing the check modules."""
-    for obj in forbidden:
-        label = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-        if isinstance(obj, type):
-            init = obj.__init__
+def _label(obj) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
-            def guarded_init(self, *args, _init=init, _label=label, **kwargs):
-                if _from_submission():
-                    _USED.append(_label)
-                    raise ReferenceUsed(f"uses the library's reference for this exercise ({_label})")
-                return _init(self, *args, **kwargs)
 
-            obj.__init__ = guarded_init
+def _trampoline(free: int, key: int, dispatch) -> types.CodeType:
+    """Code for `function.__code__` that hands every call to `dispatch(key, args, kwargs)`; `free` closure
+    cells, as many as the function it replaces has (CPython requires the same number)."""
+    import warnings
+
+    names = [f"_cell{i}" for i in range(free)]
+    source = "def _outer():\n"
+    source += f"    {' = '.join(names)} = None\n" if names else ""
+    source += "    def _tripwire(*args, **kwargs):\n"
+    source += f"        if False:\n            ({', '.join(names)},)\n" if names else ""
+    source += "        return '__dispatch__'(987654321, args, kwargs)\n    return _tripwire\n"
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "'str' object is not callable": the constant is replaced below
+        exec(compile(source, "<tripwire>", "exec"), namespace)
+    code = namespace["_outer"]().__code__
+    return code.replace(co_consts=tuple(dispatch if c == "__dispatch__" else key if c == 987654321 else c
+                                        for c in code.co_consts))
+
+
+def _all_subclasses(cls: type) -> set:
+    found, todo = {cls}, [cls]
+    while todo:
+        try:
+            subs = type.__subclasses__(todo.pop())
+        except TypeError:
             continue
-        guard = _tripwire(obj, label)
-        for module in list(sys.modules.values()):
-            if getattr(module, "__name__", "").startswith(("minitransformer", "__main__")):
-                for attr, value in list(vars(module).items()):
-                    if value is obj:
-                        setattr(module, attr, guard)
-        for attr, value in list(namespace.items()):
-            if value is obj:
-                namespace[attr] = guard
+        for sub in subs:
+            if sub not in found:
+                found.add(sub)
+                todo.append(sub)
+    return found
+
+
+def _init_guard(dispatch, key: int):
+    def __init__(self, *args, **kwargs):
+        return dispatch(key, (self, *args), kwargs)
+
+    return __init__
+
+
+class Tripwires:
+    """The exercise's forbidden library objects, made to raise when learner code reaches them, by any route.
+
+    A forbidden Python function (or a method of a forbidden class) gets new code in place: every reference to
+    it, however it was reached (the package's attributes, `importlib`, `sys.modules`, a copy made elsewhere
+    in the library or the checks), now runs the tripwire first. It raises when learner code is on the call
+    stack, or, for a method, when `self` is not an instance of the library's own classes (a learner's
+    subclass, or a learner class that borrowed the method). `reached(candidate)` then looks at what the
+    learner defined: the forbidden object itself, a wrapper of it, a subclass or an instance of a forbidden
+    class, a forbidden method in the learner's class."""
+
+    def __init__(self, forbidden: list, namespace: dict):
+        self.ids: dict[int, str] = {}  # id of a forbidden object (or its guard) -> label
+        self.classes: tuple = tuple(obj for obj in forbidden if isinstance(obj, type))
+        self.labels = {cls: _label(cls) for cls in self.classes}
+        self._keep: list = []  # the forbidden objects stay alive while their ids are in self.ids
+        originals: dict[int, tuple] = {}
+
+        def dispatch(key, args, kwargs):
+            original, label, trusted = originals[key]
+            if _from_submission() or (trusted is not None and (not args or type(args[0]) not in trusted)):
+                _USED.append(label)
+                raise ReferenceUsed(f"uses the library's reference for this exercise ({label})")
+            return original(*args, **kwargs)
+
+        def rewire(function, label: str, trusted) -> bool:
+            if not isinstance(function, types.FunctionType):
+                return False
+            if function.__code__.co_filename == "<tripwire>":  # already rewired (listed twice)
+                return True
+            code = function.__code__
+            copy = types.FunctionType(code, function.__globals__, function.__name__, function.__defaults__,
+                                      function.__closure__)
+            copy.__kwdefaults__ = function.__kwdefaults__
+            copy.__dict__.update(function.__dict__)
+            key = len(originals) + 1
+            originals[key] = (copy, label, trusted)
+            function.__code__ = _trampoline(len(code.co_freevars), key, dispatch)
+            self.ids[id(function)] = label
+            self._keep.append(function)
+            return True
+
+        for obj in forbidden:
+            label = _label(obj)
+            self.ids[id(obj)] = label
+            self._keep.append(obj)
+            if isinstance(obj, type):
+                trusted = frozenset(_all_subclasses(obj))  # the library's own subclasses, before learner code
+                for name, value in list(vars(obj).items()):
+                    if isinstance(value, staticmethod):
+                        rewire(value.__func__, label, None)
+                    elif isinstance(value, classmethod):
+                        rewire(value.__func__, label, None)
+                    elif isinstance(value, property):
+                        for accessor in (value.fget, value.fset, value.fdel):
+                            rewire(accessor, label, trusted)
+                    else:
+                        rewire(value, label, trusted)
+                if "__init__" not in vars(obj):  # an inherited __init__ (shared with other classes): guard it here
+                    key = len(originals) + 1
+                    originals[key] = (obj.__init__, label, trusted)
+                    obj.__init__ = guarded_init = _init_guard(dispatch, key)
+                    self.ids[id(guarded_init)] = label
+                    self._keep.append(guarded_init)
+                continue
+            if rewire(obj, label, None):
+                continue
+            guard = _tripwire(obj, label)  # not a Python function: replace the library's references to it
+            self.ids[id(guard)] = label
+            self._keep.append(guard)
+            for module in list(sys.modules.values()):
+                if getattr(module, "__name__", "").startswith(("minitransformer", "__main__")):
+                    for attr, value in list(vars(module).items()):
+                        if value is obj:
+                            setattr(module, attr, guard)
+            for attr, value in list(namespace.items()):
+                if value is obj:
+                    namespace[attr] = guard
+
+    def reached(self, candidate) -> str | None:
+        """The forbidden object the learner's definition is, wraps, subclasses, instantiates or borrows; or None."""
+        todo, seen = [candidate], set()
+        while todo and len(seen) < 10_000:
+            obj = todo.pop()
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if id(obj) in self.ids:
+                return self.ids[id(obj)]
+            try:
+                if isinstance(obj, type):
+                    for klass in type.mro(obj):
+                        if klass in self.labels:
+                            return f"{self.labels[klass]}, subclassed"
+                    for klass in [*type.mro(obj), *type.mro(type(obj))]:
+                        if not str(getattr(klass, "__module__", "")).startswith(("builtins", "torch", "typing", "abc", "minitransformer")):
+                            todo.extend(vars(klass).values())
+                    continue
+                for klass in type.mro(type(obj)):
+                    if klass in self.labels:
+                        return f"{self.labels[klass]}, an instance"
+                for attr in ("__func__", "__wrapped__", "func", "fget", "fset", "__self__"):
+                    try:
+                        inner = getattr(obj, attr)  # learner code may run here: the child is sandboxed anyway
+                    except Exception:  # noqa: BLE001
+                        continue
+                    if attr != "__self__" or not isinstance(inner, types.ModuleType):
+                        todo.append(inner)
+            except Exception:  # noqa: BLE001 (an odd object: nothing more to look at)
+                continue
+        return None
+
+
+def install_tripwires(forbidden: list, namespace: dict) -> Tripwires:
+    """Make the forbidden objects raise when learner code reaches them; block importing the check modules."""
+    wires = Tripwires(forbidden, namespace)
     real_import = builtins.__import__
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
@@ -93,6 +232,7 @@ def install_tripwires(forbidden: list, namespace: dict) -> None:
         return real_import(name, globals, locals, fromlist, level)
 
     builtins.__import__ = guarded_import
+    return wires
 
 
 def _limit(memory: int, cpu: int) -> None:
@@ -138,12 +278,16 @@ def child(sock: int, job: dict) -> None:
         except Exception:  # noqa: BLE001 (an alias of something only the full notebook defines)
             pass
     exercise = EXERCISES[job["id"]]
-    install_tripwires(list(exercise.forbidden), namespace)
+    wires = install_tripwires(list(exercise.forbidden), namespace)
     try:
         exec(compile(job["source"], SUBMISSION, "exec"), namespace)
         candidate = namespace.get(job["name"])
         if candidate is None:
             raise NameError(f"{job['name']!r} is not defined")
+        reached = wires.reached(candidate)
+        if reached:
+            _USED.append(reached)
+            raise ReferenceUsed(f"uses the library's reference for this exercise ({reached})")
     except BaseException as error:  # noqa: BLE001
         wire.write_frame(sock, {"define_error": f"{type(error).__name__}: {str(error)[:200]}",
                                 **({"reference_used": _USED[0]} if _USED else {})})
