@@ -60,6 +60,17 @@ def causal_attention(q, k, v):
     are extra (prefix) keys that every query may see; the last T keys are the sequence itself.
     Returns (output, attention weights of shape (..., T, S)).
     """
+    _check_qkv(q, k, v)
+    T, S = q.size(-2), k.size(-2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+    scores = scores.masked_fill(~visible, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    return weights @ v, weights
+
+
+def _check_qkv(q, k, v) -> None:
+    """Refuse q, k, v that attention cannot combine, naming the shapes."""
     for name, x in (("q", q), ("k", k), ("v", v)):
         check_tensor(name, x, kind="float")
         if x.dim() < 2:
@@ -73,11 +84,6 @@ def causal_attention(q, k, v):
         raise ValueError(f"k has {S} positions but q has {T}: every query needs its own key (and any extra prefix "
                          f"keys come first), so k and v need at least {T} positions; with fewer, the last queries "
                          "would see no key at all")
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
-    visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
-    scores = scores.masked_fill(~visible, float("-inf"))
-    weights = scores.softmax(dim=-1)
-    return weights @ v, weights
 
 
 class CausalSelfAttention(nn.Module):
@@ -261,6 +267,13 @@ class Classifier(nn.Module):
 
     def forward(self, idx, positions):
         """Class logits (B, num_classes) read at `positions` (B,), one position per sequence."""
+        self._check_input(idx, positions)
+        hidden = self.base.hidden_states(idx)
+        rows = torch.arange(idx.size(0), device=idx.device)
+        return self.head(hidden[rows, positions])
+
+    def _check_input(self, idx, positions) -> None:
+        """Refuse token ids the base cannot read and positions that are not one valid index per sequence."""
         self.base.check_input(idx)
         check_tensor("positions", positions, dims=1, kind="int")
         if positions.size(0) != idx.size(0):
@@ -271,6 +284,3 @@ class Classifier(nn.Module):
             raise ValueError(f"position {bad} is outside 0..{idx.size(1) - 1} (the input has {idx.size(1)} tokens); "
                              "negative positions are refused: -1 would read the last column, which is padding "
                              "for every shorter sequence. Use the index of '=' (data.encode gives it)")
-        hidden = self.base.hidden_states(idx)
-        rows = torch.arange(idx.size(0), device=idx.device)
-        return self.head(hidden[rows, positions])

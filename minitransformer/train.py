@@ -97,6 +97,55 @@ def train(
 
     eval_fn (called every eval_every steps and at the end) returns a dict of metrics to record.
     """
+    params = _check_train_arguments(model, next_batch, steps, lr, weight_decay, warmup, schedule, grad_clip,
+                                    eval_every, eval_fn, progress)
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
+    history, start = History(), time.perf_counter()
+
+    def record_eval(step):
+        if eval_fn is not None:
+            model.eval()
+            history.evals.append({"step": step, **eval_fn()})
+            model.train()
+
+    first, restore_modes = _start_training(model, next_batch)
+    if eval_every:
+        record_eval(0)
+    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0, ncols=80)
+    for step in bar:
+        if schedule == "cosine":
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, steps, lr, warmup)
+        batch = first if step == 0 else next_batch()
+        try:
+            loss = loss_on_batch(model, batch)
+        except BaseException:
+            if step == 0:  # a batch that does not fit the model: nothing has changed yet
+                restore_modes()
+            raise
+        optimizer.zero_grad(set_to_none=True)  # backward() adds into .grad: clear last step's first
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        history.steps.append(step + 1)
+        history.losses.append(loss.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if eval_every and (step + 1) % eval_every == 0 and step + 1 != steps:
+            record_eval(step + 1)
+    bar.close()
+    if eval_fn is not None:
+        record_eval(steps)
+    model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _check_train_arguments(model, next_batch, steps, lr, weight_decay, warmup, schedule, grad_clip, eval_every,
+                           eval_fn, progress) -> list:
+    """Refuse what `train` cannot use, naming it; return the parameters it will train."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (a MiniTransformer or a Classifier), got a {type(model).__name__}")
     if not callable(next_batch):
@@ -121,17 +170,12 @@ def train(
             "the model has no trainable parameters (every requires_grad is False); after load_adapter, "
             "pass trainable=True to keep training, or use peft.set_active(model, name)"
         )
-    if optimizer is None:
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
-    history = History()
-    start = time.perf_counter()
+    return params
 
-    def record_eval(step):
-        if eval_fn is not None:
-            model.eval()
-            history.evals.append({"step": step, **eval_fn()})
-            model.train()
 
+def _start_training(model, next_batch):
+    """Put the model in training mode and draw the first batch, checked against the model; return the batch and
+    a function that puts every module's mode back (called if the first step fails, so nothing has changed)."""
     was_training = [m.training for m in model.modules()]
 
     def restore_modes():
@@ -148,37 +192,7 @@ def train(
     except BaseException:
         restore_modes()
         raise
-    if eval_every:
-        record_eval(0)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0, ncols=80)
-    for step in bar:
-        if schedule == "cosine":
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, steps, lr, warmup)
-        batch = first if step == 0 else next_batch()
-        try:
-            loss = loss_on_batch(model, batch)
-        except BaseException:
-            if step == 0:  # a batch that does not fit the model: nothing has changed yet
-                restore_modes()
-            raise
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.step()
-        history.steps.append(step + 1)
-        history.losses.append(loss.item())
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if eval_every and (step + 1) % eval_every == 0 and step + 1 != steps:
-            record_eval(step + 1)
-    bar.close()
-    if eval_fn is not None:
-        record_eval(steps)
-    model.eval()
-    history.seconds = time.perf_counter() - start
-    return history
+    return first, restore_modes
 
 
 def _check_examples(examples, kind: str) -> None:
