@@ -12,18 +12,17 @@ study and writes its results file (see `__main__`).
 
 from __future__ import annotations
 
-from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, VAL_SEED, Method, Study, base_loss, base_scores,
-                       choose_lr, run_one, run_study, score_run, study_definition, study_run, summarise, test_set,
-                       val_set)
+from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, VAL_SEED, Method, Run, Study, base_loss,
+                       base_scores, choose_lr, run_one, run_study, score_run, study_definition, study_run, summarise,
+                       test_set, val_set)
 from .forgetting import best_step, fine_tune, forgetting
 from .results import (LIVE_SEED_OFFSET, LOSS_CEILING, RECHECKED, RESULTS, SPREAD, adapter_file_bytes, allowed_range,
-                      card_rows, comparable, method_costs, check_consistent, live_seed, load_study, prepared_model, recheck,
-                      reported_runs, results_path, sample_runs, seed_values)
+                      card_rows, check_consistent, comparable, live_seed, load_study, method_costs, prepared_model,
+                      recheck, reported_runs, results_path, sample_runs, seed_values)
 
-__all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "VAL_SEED", "Method", "Study", "base_loss",
+__all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "VAL_SEED", "Method", "Run", "Study", "base_loss",
            "base_scores", "choose_lr", "run_one", "run_study", "score_run", "study_definition", "study_run",
-           "summarise", "test_set", "val_set", "LIVE_SEED_OFFSET", "LOSS_CEILING", "RECHECKED", "RESULTS", "SPREAD", "adapter_file_bytes",
-           "allowed_range", "card_rows", "comparable", "method_costs", "check_consistent", "live_seed", "load_study", "prepared_model",
-           "recheck", "reported_runs", "results_path", "sample_runs", "seed_values", "best_step", "fine_tune",
-           "forgetting"]
-
+           "summarise", "test_set", "val_set", "LIVE_SEED_OFFSET", "LOSS_CEILING", "RECHECKED", "RESULTS", "SPREAD",
+           "adapter_file_bytes", "allowed_range", "card_rows", "check_consistent", "comparable", "live_seed",
+           "load_study", "method_costs", "prepared_model", "recheck", "reported_runs", "results_path",
+           "sample_runs", "seed_values", "best_step", "fine_tune", "forgetting"]

@@ -153,24 +153,31 @@ def study_definition(name: str) -> Study:
     return importlib.import_module(f"minitransformer.experiments.studies.{name}").STUDY
 
 
-def study_run(study_name: str, method: str, lr: float, seed: int) -> dict:
+@dataclass(frozen=True)
+class Run:
+    """One run of a study: which study, which of its methods, at which learning rate and seed. This small object
+    is what travels to a worker process; `study_run` turns it into a result."""
+    study: str
+    method: str
+    lr: float
+    seed: int
+
+
+def study_run(run: Run) -> dict:
     """One run of a study's method at one rate and seed, exactly as `run_study` makes it."""
-    study = study_definition(study_name)
-    m = study.methods[method]
-    result = run_one(m.prepare, lr, seed, study.task, study.steps, m.n_layer, m.replay, study.n_val,
-                     study.n_test, study.n_base, m.n_train, study.extra_metrics)
-    return {"method": method, **result}
+    study = study_definition(run.study)
+    m = study.methods[run.method]
+    result = run_one(m.prepare, lr=run.lr, seed=run.seed, task=study.task, steps=study.steps, n_layer=m.n_layer,
+                     replay=m.replay, n_val=study.n_val, n_test=study.n_test, n_base=study.n_base,
+                     n_train=m.n_train, extra_metrics=study.extra_metrics)
+    return {"method": run.method, **result}
 
 
-def _job(args) -> dict:  # one argument, for the process pool
-    return study_run(*args)
-
-
-def _run_jobs(jobs: list, processes: int) -> list[dict]:
+def _run_all(runs: list[Run], processes: int) -> list[dict]:
     if processes <= 1:
-        return [_job(j) for j in jobs]
+        return [study_run(r) for r in runs]
     with get_context("spawn").Pool(processes) as pool:
-        return pool.map(_job, jobs, chunksize=1)
+        return pool.map(study_run, runs, chunksize=1)
 
 
 def _mean(values) -> float:
@@ -208,21 +215,21 @@ def run_study(study: Study, processes: int = 2) -> dict:
     """Run a study under the protocol; returns the JSON-ready results (see the module docstring)."""
     start = time.perf_counter()
     grids = {name: sorted(m.lrs) for name, m in study.methods.items()}
-    jobs = [(study.name, name, lr, s) for name, lrs in grids.items() for lr in lrs for s in study.seeds]
-    runs = _run_jobs(jobs, processes)
+    runs = _run_all([Run(study.name, name, lr, s) for name, lrs in grids.items() for lr in lrs for s in study.seeds],
+                    processes)
     extended: dict[str, list[float]] = {name: [] for name in grids}
     for _ in range(MAX_EXTENSIONS if study.tune else 0):
-        new_jobs = []
+        new_runs = []
         for name in grids:
             nxt = _extend(grids[name], choose_lr([r for r in runs if r["method"] == name]))
             if nxt is not None:
                 nxt = float(f"{nxt:.3g}")
                 grids[name] = sorted(grids[name] + [nxt])
                 extended[name].append(nxt)
-                new_jobs += [(study.name, name, nxt, s) for s in study.seeds]
-        if not new_jobs:
+                new_runs += [Run(study.name, name, nxt, s) for s in study.seeds]
+        if not new_runs:
             break
-        runs += _run_jobs(new_jobs, processes)
+        runs += _run_all(new_runs, processes)
     methods = {}
     for name, m in study.methods.items():
         mine = [r for r in runs if r["method"] == name]

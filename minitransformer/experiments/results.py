@@ -1,6 +1,6 @@
 """A study's shipped results: load them, re-check a sample live, and turn them into cost-card rows.
 
-`python -m minitransformer.experiments STUDY` writes `results/STUDY.json` (see `protocol.run_study`); notebooks
+`python -m minitransformer.experiments STUDY` writes `studies/results/STUDY.json` (see `protocol.run_study`); notebooks
 read it with `load_study` and re-run a fixed sample with `recheck`.
 
 What a live re-check can test. The same machine, thread count and build reproduce a stored run bit for bit;
@@ -8,10 +8,10 @@ another CPU, BLAS or torch build does not: 150 steps at a tuned rate turn last-b
 trajectory, so a live re-run elsewhere behaves like *another seed*. A re-check therefore asks whether the live run
 is a plausible member of the study's seeds at that method and rate: each metric must lie inside the stored seeds'
 range widened on each side by `SPREAD` times that range (or times a floor where the seeds happen to agree, see
-`allowed_range`), a loss rise capped where it stops meaning anything (`comparable`). The studies justify the margin: leaving out one seed at a time, every reported run of every
-shipped study lies inside the range its method's other four seeds give, widened this way (the largest excess is
-2.96 ranges, a 4-bit-base run of `ch9_qlora`; `tests/test_studies.py` checks it), and the range of all five
-seeds is only wider. The price of a margin that a new draw clears is power: one live run catches gross
+`allowed_range`), a loss rise capped where it stops meaning anything (`comparable`). The studies justify the
+margin: leaving out one seed at a time, every reported run of every shipped study lies inside the range its
+method's other four seeds give, widened this way (the largest excess is 2.96 ranges, a 4-bit-base run of
+`ch9_qlora`; `tests/test_studies.py` checks it), and the range of all five seeds is only wider. The price of a margin that a new draw clears is power: one live run catches gross
 disagreement (a method at chance, forgetting that vanished), not a small shift. Claims about the numbers rest on
 the shipped results, which are the same on every machine.
 
@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 
 from ..checkpoint import load_base
-from .protocol import METRICS, study_definition, study_run
+from .protocol import METRICS, Run, study_definition, study_run
 from ..tokenizer import VOCAB
 
 RESULTS = Path(__file__).parent / "studies" / "results"
@@ -153,7 +153,7 @@ def recheck(results: dict, n: int = 3, verbose: bool = True) -> list[dict]:
     report = []
     for stored in sample_runs(results, n):
         seed = live_seed(stored["seed"])
-        live = study_run(results["study"], stored["method"], stored["lr"], seed)
+        live = study_run(Run(results["study"], stored["method"], stored["lr"], seed))
         rows = check_consistent(results, stored["method"], stored["lr"], {k: live[k] for k in RECHECKED}, seed)
         report.append({"method": stored["method"], "lr": stored["lr"], "seed": seed, "rows": rows})
         if verbose:
