@@ -170,10 +170,6 @@ def _check_shape(shape) -> None:
         raise TypeError(f"shape must be a DecoderShape (e.g. calculator.GPT2[0]), got a {type(shape).__name__}")
 
 
-def gigabytes(n: float) -> float:
-    return n / 1e9
-
-
 # QLoRA's own configuration (Dettmers et al., 2023), to reproduce "a 65B model fine-tuned on one 48 GB GPU".
 LLAMA_65B = DecoderShape("LLaMA-65B", 80, 8192, 64, 32000, 2048, mlp_hidden=22016, gated_mlp=True,
                          tied_embeddings=False, learned_positions=False, bias=False)

@@ -63,12 +63,6 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_str(name: str, value) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty str, got {value!r} ({type(value).__name__})")
-    return value
-
-
 def check_tensor(name: str, value, dims: int | tuple[int, ...] | None = None, kind: str | None = None) -> torch.Tensor:
     """A torch.Tensor with `dims` dimensions (an int or a tuple of allowed counts) and values of `kind`
     ("int": integer ids, "float": floating point)."""

@@ -8,7 +8,6 @@ import os
 import re
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
@@ -113,7 +112,7 @@ class MemoryReport:
         return {**asdict(self), "total": self.total}
 
 
-def _training_copy(model, optimizer_cls, **optimizer_kwargs):
+def training_copy(model, optimizer_cls, **optimizer_kwargs):
     """A copy of `model` in training mode and an optimizer over its trainable parameters (the model is untouched)."""
     model = copy.deepcopy(model)
     model.train()
@@ -129,7 +128,7 @@ def training_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **
     weights: every parameter and buffer; gradients: the .grad tensors; optimizer: the optimizer's
     state tensors after one step; activations: what autograd saved during the forward pass.
     """
-    model, optimizer = _training_copy(model, optimizer_cls, **optimizer_kwargs)
+    model, optimizer = training_copy(model, optimizer_cls, **optimizer_kwargs)
     weights = sum(tensor_bytes(p) for p in model.parameters()) + sum(tensor_bytes(b) for b in model.buffers())
     with ActivationMeter(model) as meter:
         loss = loss_on_batch(model, batch)
@@ -148,7 +147,7 @@ def method_profile(model, batch: dict, optimizer_cls=torch.optim.AdamW, **optimi
     {"trainable": int, "total": int, "percent": float,
      "memory": {"weights", "gradients", "optimizer", "activations"} in bytes for one training step on `batch`}.
     The memory comes from training_step_memory, measured on a copy: `model` is untouched. The result is
-    the cost part of a plotting.cost_card row.
+    the cost part of a cost-card row (course.plotting.cost_card).
     """
     counts = count_parameters(model)
     report = training_step_memory(model, batch, optimizer_cls, **optimizer_kwargs)
@@ -205,7 +204,7 @@ def observed_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **
     """
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    model, optimizer = _training_copy(model, optimizer_cls, **optimizer_kwargs)
+    model, optimizer = training_copy(model, optimizer_cls, **optimizer_kwargs)
     prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
     with _quiet_stderr():  # the profiler's C++ side logs its start and stop to stderr
         prof.start()
@@ -248,13 +247,6 @@ def observed_step_memory(model, batch: dict, optimizer_cls=torch.optim.AdamW, **
         "gradients": gradients,
         "optimizer": states,
     }
-
-
-def file_bytes(path) -> int:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no file at {path}")
-    return path.stat().st_size
 
 
 def human_bytes(n: float) -> str:

@@ -21,9 +21,7 @@ def setup(seed: int = SEED, threads: int = THREADS) -> dict:
     """Seed every random generator and fix torch's thread count. Call it first in a notebook."""
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    seed_all(seed)
     torch.set_num_threads(threads)
     return {"seed": seed, "threads": threads, "torch": torch.__version__, "cpus": os.cpu_count()}
 

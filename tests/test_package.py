@@ -81,7 +81,7 @@ from minitransformer.course import check, grade
 from minitransformer.experiments.studies import showdown
 import minitransformer.course.check.quizzes
 from minitransformer import checkpoint
-from minitransformer.experiments import results as study_results
+from minitransformer.experiments import results
 model = minitransformer.load_base()
 elsewhere = [m.__name__ for m in list(sys.modules.values())
              if m.__name__.split(".")[0] == "minitransformer" and not m.__file__.startswith(sys.argv[1])]
@@ -89,7 +89,7 @@ assert elsewhere == [], f"imported from outside the wheel: {elsewhere}"
 print(minitransformer.__file__)
 print(checkpoint.BASE_CHECKPOINT)
 print(sum(p.numel() for p in model.parameters()))
-print(len(study_results.load_study("showdown")))
+print(len(results.load_study("showdown")))
 """
 
 

@@ -17,7 +17,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Run a study of the measurement protocol; write its results file.")
     parser.add_argument("study", help="a module in minitransformer/experiments/studies/, e.g. showdown")
     parser.add_argument("--processes", type=int, default=2, help="parallel processes, one thread each (>= 1)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write (default results/STUDY.json)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default studies/results/STUDY.json)")
     args = parser.parse_args(argv)
     if args.processes < 1:
         parser.error(f"--processes must be at least 1, got {args.processes}")

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from ..checkpoint import load_base
+from ..peft.checkpoints import adapter_file_bytes
 from .protocol import METRICS, Run, study_definition, study_run
 from ..tokenizer import VOCAB
 
@@ -176,18 +177,6 @@ def prepared_model(results: dict, method: str):
     return model
 
 
-def adapter_file_bytes(model) -> int:
-    """Bytes of the weights file `peft.save_adapter` writes for `model`: what one more task costs on disk
-    (the adapter, any trained base parameters and the task head; for full fine-tuning, every weight)."""
-    import tempfile
-
-    from ..peft import save_adapter
-
-    with tempfile.TemporaryDirectory() as folder:
-        return save_adapter(model, Path(folder) / "adapter").stat().st_size
-
-
-
 def method_costs(results: dict, method: str) -> dict:
     """Deterministic facts about one method of a study: parameter counts, one training step's memory by part (a
     batch of 64 examples of the study's task, AdamW) and the size of its saved weights file."""
@@ -199,7 +188,7 @@ def method_costs(results: dict, method: str) -> dict:
     return {**costs, "adapter_bytes": adapter_file_bytes(model)}
 
 def card_rows(results: dict, up_to_chapter: int, batch: dict | None = None) -> list[dict]:
-    """Rows for `plotting.cost_card`: every tuned method of a study introduced up to `up_to_chapter`.
+    """Rows for the cost card (`course.plotting.cost_card`): every tuned method of a study introduced up to `up_to_chapter`.
 
     Accuracy and forgetting (per seed, test set, at the chosen rate) come from the study's results; parameter
     counts and training-step memory are measured live on `batch` (64 examples of the study's task by default),

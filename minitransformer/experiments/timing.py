@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from ..measure import _training_copy
+from ..measure import training_copy
 from ..train import loss_on_batch
 from ..guards import check_int
 
@@ -39,7 +39,7 @@ def step_times(models: dict, batch: dict, rounds: int = 5, steps: int = 2, optim
     if not callable(clock):
         raise ValueError(f"clock must be a function returning seconds (e.g. time.process_time), got {clock!r}")
     optimizer_kwargs.setdefault("lr", 1e-3)
-    copies = {name: _training_copy(model, optimizer_cls, **optimizer_kwargs) for name, model in models.items()}
+    copies = {name: training_copy(model, optimizer_cls, **optimizer_kwargs) for name, model in models.items()}
 
     def one_step(model, optimizer):
         optimizer.zero_grad(set_to_none=True)

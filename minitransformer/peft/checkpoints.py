@@ -247,3 +247,12 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
         if isinstance(model, Classifier):
             model.head.requires_grad_(True)
     return name
+
+
+def adapter_file_bytes(model: nn.Module) -> int:
+    """Bytes of the weights file `save_adapter` writes for `model`: what one more task costs on disk (the adapter,
+    any trained base parameters and the task head; for full fine-tuning, every weight)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return save_adapter(model, Path(folder) / "adapter").stat().st_size

@@ -1,7 +1,7 @@
-"""The course's methods, one list: the name every study, table and figure uses, and how it prepares a model.
+"""The course's methods, one list: the names the showdown, the survey table and the figures use, and how each prepares a model.
 
 `METHODS[name](model)` freezes and adds what the method trains on a `Classifier` (None: full fine-tuning, where
-every parameter trains and there is nothing to prepare). The studies (`experiments/studies/`), the survey table
+every parameter trains and there is nothing to prepare). The showdown and chapter 4's studies, the survey table
 (`python -m minitransformer.peft`) and the figure styles (one colour and marker per method, in this order) all
 read this list.
 """

@@ -3,13 +3,10 @@
 `python -m minitransformer.peft` prints the table; `survey()` returns it.
 """
 
-import tempfile
-from pathlib import Path
-
 from .. import Classifier, load_base
 from ..checkpoint import BASE_CHECKPOINT
 from ..measure import count_parameters
-from . import save_adapter
+from .checkpoints import adapter_file_bytes
 from .methods import METHODS, prepare
 
 
@@ -18,9 +15,8 @@ def survey() -> list[dict]:
     for label in METHODS:
         model = prepare(Classifier(load_base()), label)
         counts = count_parameters(model)
-        with tempfile.TemporaryDirectory() as folder:
-            size = save_adapter(model, Path(folder) / "a").stat().st_size
-        rows.append({"method": label, "trainable": counts["trainable"], "percent": counts["percent"], "bytes": size})
+        rows.append({"method": label, "trainable": counts["trainable"], "percent": counts["percent"],
+                     "bytes": adapter_file_bytes(model)})
     return rows
 
 

@@ -216,7 +216,7 @@ def write_csv(results: list[Result], chapter: int, path: Path, seed: int | None 
 
 
 def _reference_tokens(chapter: int, exercises) -> tuple[dict, dict]:
-    from ..notebooks import CHAPTERS
+    from ..paths import CHAPTERS
 
     tokens = []
     for notebook in (chapter_notebook(chapter), CHAPTERS / chapter_notebook(chapter).name):

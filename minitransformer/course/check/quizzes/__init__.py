@@ -1,1 +1,1 @@
-"""End-of-chapter questions, one module per chapter (chNN.py with QUESTIONS); see check/practice.py."""
+"""End-of-chapter questions, one module per chapter (chN.py with QUESTIONS); see check/practice.py."""
