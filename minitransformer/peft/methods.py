@@ -1,4 +1,5 @@
-"""The course's methods, one list: the names the showdown, the survey table and the figures use, and how each prepares a model.
+"""The course's methods, one list: the names the showdown, the survey table and the figures use, and how each
+prepares a model.
 
 `METHODS[name](model)` freezes and adds what the method trains on a `Classifier` (None: full fine-tuning, where
 every parameter trains and there is nothing to prepare). The showdown and chapter 4's studies, the survey table
