@@ -20,6 +20,7 @@ from .data import (BASE_TASKS, IGNORE, TASKS, Example, batch_kind, describe_batc
 from .model import Classifier
 from .tokenizer import END, tokenizer
 from .guards import check_bool, check_choice, check_int, check_number
+from .runtime import EVAL_SEED
 
 
 def loss_on_batch(model, batch: dict):
@@ -246,7 +247,6 @@ def classification_accuracy(model: Classifier, examples: list[Example], batch_si
     return correct / len(examples)
 
 
-EVAL_SEED = 12345  # evaluation sets use their own seeds, distinct from any training stream
 
 
 def eval_set(task: str, n: int = 500, seed: int = EVAL_SEED) -> list[Example]:

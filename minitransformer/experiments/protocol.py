@@ -30,12 +30,10 @@ import torch
 from ..checkpoint import load_base
 from ..data import BASE_TASKS, IGNORE, FixedSampler, ReplaySampler, encode_lm, make_examples
 from .forgetting import fine_tune
-from ..runtime import setup
+from ..runtime import SMALL_DATA_SEED, VAL_SEED, setup
 from .stats import mean_ci
 from ..train import classification_accuracy, eval_set, evaluate_base_tasks, loss_on_batch
 
-VAL_SEED = 54321  # validation sets: their own seed, distinct from the test sets' (train.EVAL_SEED)
-SMALL_DATA_SEED = 77  # a small-data run with seed s trains on make_examples(task, n_train, seed=77 + s)
 MAX_EXTENSIONS = 3
 METRICS = ("test_accuracy", "forgetting_em", "forgetting_loss")
 
