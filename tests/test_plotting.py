@@ -82,7 +82,7 @@ def render_smooth():
 
 RENDERERS = {name[len("render_"):]: f for name, f in globals().items() if name.startswith("render_")}
 STYLE_HELPERS = {"new_axes", "series_style", "method_style", "styles_for", "axis_scale", "legend_outside",
-                 "tidy_ticks", "draw_mean", "cycler"}
+                 "tidy_ticks", "draw_mean", "cycler", "use_course_style"}
 
 
 def public_functions():
@@ -173,3 +173,18 @@ def test_cost_card_draws_into_the_callers_axes():
     with pytest.raises(ValueError, match="4 axes"):
         plotting.cost_card(rows((3,)), axes=axes[:3])
     plt.close("all")
+
+
+def test_importing_plotting_changes_no_matplotlib_setting_and_use_course_style_does():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; default = matplotlib.rcParams['axes.prop_cycle']; "
+            "from minitransformer.course import plotting; "
+            "assert matplotlib.rcParams['axes.prop_cycle'] == default, 'importing plotting changed the colour cycle'; "
+            "plotting.use_course_style(); "
+            "assert matplotlib.rcParams['axes.prop_cycle'].by_key()['color'] == plotting.PALETTE")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"MPLBACKEND": "Agg", **os.environ})
+    assert result.returncode == 0, result.stderr[-500:]

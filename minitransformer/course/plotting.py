@@ -23,7 +23,12 @@ from .costcard import MEMORY_PARTS, cost_card
 from .style import (MARKERS, METHOD_STYLES, PALETTE, axis_scale, legend_outside, method_style, draw_mean, plot_means,
                     series_style, styles_for, tidy_ticks)
 
-plt.rcParams["axes.prop_cycle"] = cycler(color=PALETTE)
+
+def use_course_style() -> None:
+    """Give every figure made from now on the course's colour cycle (the 16 colours of `style.PALETTE`).
+
+    Each notebook calls it once, after its imports: importing a module does not change matplotlib's settings."""
+    plt.rcParams["axes.prop_cycle"] = cycler(color=PALETTE)
 
 
 def new_axes(ax=None, figsize=(6, 3.5)):
