@@ -623,7 +623,7 @@ def test_lora_added_on_a_layer_that_carries_ia3_stacks_inside_it(tmp_path):
     peft.add_lora(model, "l", r=4)
     perturb(model)
     v_proj = model.base.blocks[0].attn.v_proj
-    assert [type(m).__name__ for m in (v_proj, v_proj.base, v_proj.base.base)] == ["IA3Layer", "LoRALinear", "Linear"]
+    assert [type(m).__name__ for m in (v_proj, v_proj.base_layer, v_proj.base_layer.base_layer)] == ["IA3Layer", "LoRALinear", "Linear"]
     expected = {}
     for active in (["i", "l"], ["i"], ["l"]):
         peft.set_active(model, active)
@@ -638,7 +638,7 @@ def test_lora_added_on_a_layer_that_carries_ia3_stacks_inside_it(tmp_path):
     for name in ("l", "i"):  # the other order: the nesting is rebuilt as saved
         peft.load_adapter(fresh, tmp_path / name)
     v_proj = fresh.base.blocks[0].attn.v_proj
-    assert [type(m).__name__ for m in (v_proj, v_proj.base)] == ["IA3Layer", "LoRALinear"]
+    assert [type(m).__name__ for m in (v_proj, v_proj.base_layer)] == ["IA3Layer", "LoRALinear"]
     peft.set_active(fresh, ["i", "l"], trainable=False)
     assert torch.allclose(outputs(fresh), expected[("i", "l")], atol=1e-6)
 

@@ -69,7 +69,7 @@ def test_forgetting_shows_enough_digits_to_tell_the_numbers_apart():
 
 class NoScaling(LoRALinearReference):
     def forward(self, x):
-        return self.base(x) + x @ self.A.T @ self.B.T
+        return self.base_layer(x) + x @ self.A.T @ self.B.T
 
 
 def test_lora_without_scaling_is_told_about_the_scaling_only():
@@ -96,7 +96,7 @@ def test_lora_parameter_and_gradient_faults_are_named_when_they_are_the_fault():
     class BaseTrains(LoRALinearReference):
         def __init__(self, base, r=8, alpha=8):
             super().__init__(base, r, alpha)
-            self.base.requires_grad_(True)
+            self.base_layer.requires_grad_(True)
 
     report = check.run("6.1", BaseTrains).report()
     assert "the base weight got a gradient: freeze the wrapped layer" in report
@@ -108,7 +108,7 @@ def test_lora_parameter_and_gradient_faults_are_named_when_they_are_the_fault():
             del self.scaling
 
         def forward(self, x):
-            return self.base(x) + x @ self.A.T @ self.B.T
+            return self.base_layer(x) + x @ self.A.T @ self.B.T
 
     report = check.run("6.1", NoScalingAttribute).report()
     assert "the update must be scaled by alpha / r" in report and "keep the attributes" not in report
@@ -119,17 +119,17 @@ def test_lora_parameter_and_gradient_faults_are_named_when_they_are_the_fault():
 
 def transposed_merges():
     def a_t_b_t(layer):
-        merged = nn.Linear(layer.base.in_features, layer.base.out_features)
+        merged = nn.Linear(layer.base_layer.in_features, layer.base_layer.out_features)
         with torch.no_grad():
-            merged.weight.copy_(layer.base.weight + layer.scaling * layer.A.T @ layer.B.T)
-            merged.bias.copy_(layer.base.bias)
+            merged.weight.copy_(layer.base_layer.weight + layer.scaling * layer.A.T @ layer.B.T)
+            merged.bias.copy_(layer.base_layer.bias)
         return merged
 
     def b_a_t(layer):
-        merged = nn.Linear(layer.base.in_features, layer.base.out_features)
+        merged = nn.Linear(layer.base_layer.in_features, layer.base_layer.out_features)
         with torch.no_grad():
-            merged.weight.copy_(layer.base.weight + layer.scaling * (layer.B @ layer.A).T)
-            merged.bias.copy_(layer.base.bias)
+            merged.weight.copy_(layer.base_layer.weight + layer.scaling * (layer.B @ layer.A).T)
+            merged.bias.copy_(layer.base_layer.bias)
         return merged
 
     return [a_t_b_t, b_a_t]
@@ -153,6 +153,18 @@ def test_a_transposed_merge_of_a_square_layer_is_named_too(merge, monkeypatch):
     monkeypatch.setattr(ch6, "_sizes", lambda: (10, 10, 5, 20))  # no shape error to catch: the values tell
     report = check.run("6.2", merge).report()
     assert "the update is transposed: the update B @ A has shape (out, in) = (10, 10)" in report
+
+
+def test_a_merge_that_reads_layer_base_is_told_the_attribute_is_base_layer():
+    def old_name(layer):
+        merged = nn.Linear(layer.base.in_features, layer.base.out_features)
+        with torch.no_grad():
+            merged.weight.copy_(layer.base.weight + layer.scaling * layer.B @ layer.A)
+        return merged
+
+    result = check.run("6.2", old_name)
+    report = result.report()
+    assert result.status == "failed" and "`layer.base_layer`" in report, report
 
 
 # --- 8.1: the tie rule was stated but never tested ---------------------------------------------------------------
@@ -320,15 +332,15 @@ def near_identity_in_place(adapter):
 class LoRAOtherOrder(LoRALinearReference):
     def forward(self, x):  # B @ A first, in float64, then cast back
         update = x.double() @ (self.B.double() @ self.A.double()).T
-        return self.base(x) + (self.scaling * update).to(x.dtype)
+        return self.base_layer(x) + (self.scaling * update).to(x.dtype)
 
 
 def merge_in_float64_strided(layer):
-    merged = nn.Linear(layer.base.in_features, layer.base.out_features, bias=layer.base.bias is not None)
-    weight = torch.addmm(layer.base.weight.double(), layer.B.double(), layer.A.double(), alpha=layer.scaling)
+    merged = nn.Linear(layer.base_layer.in_features, layer.base_layer.out_features, bias=layer.base_layer.bias is not None)
+    weight = torch.addmm(layer.base_layer.weight.double(), layer.B.double(), layer.A.double(), alpha=layer.scaling)
     merged.weight = nn.Parameter(non_contiguous(weight.float().detach()))
-    if layer.base.bias is not None:
-        merged.bias = nn.Parameter(layer.base.bias.detach().clone())
+    if layer.base_layer.bias is not None:
+        merged.bias = nn.Parameter(layer.base_layer.bias.detach().clone())
     return merged
 
 

@@ -133,7 +133,7 @@ def test_hf_merge_of_ia3_matches_the_course_merge(tmp_path, ids):
     peft.merge_ia3(course, "a")
     hf_weights = dict(merged_hf.named_parameters())
     for name in ("base.blocks.0.attn.k_proj.weight", "base.blocks.1.mlp.fc_out.weight"):
-        ours = course.get_parameter(name.replace("k_proj.", "k_proj.base."))
+        ours = course.get_parameter(name.replace("k_proj.", "k_proj.base_layer."))
         assert (hf_weights[name] - ours).abs().max() < TOL
     assert (outputs(merged_hf, ids) - outputs(course, ids)).abs().max() < TOL
 

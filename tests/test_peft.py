@@ -157,7 +157,7 @@ def test_merge_is_exact_and_unmerge_restores_the_weight(ids):
     unmerged = model(ids).detach()
     peft.merge_lora(model)
     assert torch.allclose(model(ids), unmerged, atol=1e-5)
-    assert not torch.equal(model.blocks[0].attn.q_proj.base.weight, original)
+    assert not torch.equal(model.blocks[0].attn.q_proj.base_layer.weight, original)
     with pytest.raises(ValueError, match="already merged"):
         peft.merge_lora(model)
     with pytest.raises(ValueError, match="merged into the weight; unmerge it first"):
@@ -165,7 +165,7 @@ def test_merge_is_exact_and_unmerge_restores_the_weight(ids):
     with peft.disable_adapters(model):  # even merged, disabling gives the base
         assert torch.equal(model(ids), mt.load_base()(ids))
     peft.unmerge_lora(model)
-    assert torch.equal(model.blocks[0].attn.q_proj.base.weight, original)
+    assert torch.equal(model.blocks[0].attn.q_proj.base_layer.weight, original)
     assert torch.equal(model(ids), unmerged)
     with pytest.raises(ValueError, match="nothing to unmerge"):
         peft.unmerge_lora(model)

@@ -60,7 +60,7 @@ class AdapterLayer(WrapperLayer):
         self.adapters[name] = BottleneckAdapter(self.d_model, bottleneck, activation, init)
 
     def forward(self, x):
-        h = self.base(x)
+        h = self.base_layer(x)
         for name in self.active_names():
             h = h + self.adapters[name](h)
         return h

@@ -166,7 +166,7 @@ def delete_adapter(model: nn.Module, name: str) -> None:
     for layer_name, layer in layers:
         layer.delete(name)
         if not layer.adapter_names():
-            replace_module(model, layer_name, layer.base if isinstance(layer, WrapperLayer) else None)
+            replace_module(model, layer_name, layer.base_layer if isinstance(layer, WrapperLayer) else None)
 
 
 def describe(model: nn.Module) -> str:
@@ -200,7 +200,7 @@ def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The base language model's own weights, by their unwrapped names, as they were before any merge."""
     lm = language_model(model)
     adapters = _adapter_parameter_ids(lm)
-    originals = {f"{n}.base.weight": l.original_weight for n, l in peft_layers(lm)
+    originals = {f"{n}.base_layer.weight": l.original_weight for n, l in peft_layers(lm)
                  if getattr(l, "merged", None) and getattr(l, "original_weight", None) is not None}
     state = {clean_name(name): originals.get(name, p).detach()
              for name, p in lm.named_parameters() if id(p) not in adapters}

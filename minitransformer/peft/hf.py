@@ -95,13 +95,13 @@ def export_hf(model: nn.Module, name: str, folder) -> Path:
         targets, feedforward = [], []
         for layer_name, layer in layers:
             scale = layer.scales[name]
-            if isinstance(layer.base, (nn.Linear, LoRALinear)):  # output scaling: HF's (out, 1)
+            if isinstance(layer.base_layer, (nn.Linear, LoRALinear)):  # output scaling: HF's (out, 1)
                 target, value = layer_name, scale[:, None]
             elif layer_name.endswith("mlp.act"):  # the input of fc_out: HF's feedforward (1, in)
                 target, value = layer_name[: -len("act")] + "fc_out", scale[None, :]
                 feedforward.append(unwrapped(lm_prefix + target))
             else:
-                raise ValueError(f"IA3 on {layer_name} ({type(layer.base).__name__}) has no HF PEFT equivalent")
+                raise ValueError(f"IA3 on {layer_name} ({type(layer.base_layer).__name__}) has no HF PEFT equivalent")
             target = unwrapped(lm_prefix + target)
             if target in targets:
                 raise ValueError(f"adapter {name!r} scales both the output and the input of {target}; HF PEFT's IA3 "

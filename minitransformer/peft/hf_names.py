@@ -36,10 +36,9 @@ def course_name(model: nn.Module, key: str) -> str:
 
 
 def unwrapped(name: str) -> str:
-    """A name without the `.base` steps of course wrappers nested in each other (LoRA inside IA3: "k_proj.base");
-    a leading "base." (a Classifier's language model) stays."""
-    parts = name.split(".")
-    return ".".join(parts[:1] + [p for p in parts[1:] if p != "base"])
+    """A name without the `.base_layer` steps of course wrappers nested in each other (LoRA inside IA3:
+    "k_proj.base_layer")."""
+    return ".".join(p for p in name.split(".") if p != "base_layer")
 
 
 def hf_tensor_name(name: str) -> str:

@@ -37,11 +37,11 @@ class IA3Layer(WrapperLayer):
 
     def forward(self, x):
         if self.disabled and self.merged:
-            if not isinstance(self.base, nn.Linear):  # folded into the next layer, which cannot be undone here
+            if not isinstance(self.base_layer, nn.Linear):  # folded into the next layer, which cannot be undone here
                 raise RuntimeError(f"IA3 adapters {self.merged} are merged into the next linear layer; "
                                    "unmerge_ia3 before disabling adapters")
             return F.linear(x, *self.original)
-        y = self.base(x)
+        y = self.base_layer(x)
         for name in self.active_names():
             if name not in self.merged:
                 y = y * self.scales[name]
@@ -96,8 +96,8 @@ def _merge_target(model: nn.Module, layer_name: str, layer: IA3Layer) -> tuple[n
     A scale on mlp.act multiplies the input of mlp.fc_out: it folds into fc_out's columns (this is
     what HF PEFT's IA3 does for a "feedforward" module).
     """
-    if isinstance(layer.base, nn.Linear):
-        return layer.base, False
+    if isinstance(layer.base_layer, nn.Linear):
+        return layer.base_layer, False
     if layer_name.endswith("mlp.act"):
         target_name = layer_name[: -len("act")] + "fc_out"
         target = model.get_submodule(target_name)
@@ -105,7 +105,7 @@ def _merge_target(model: nn.Module, layer_name: str, layer: IA3Layer) -> tuple[n
             return target, True
         raise ValueError(f"cannot merge the IA3 scale of {layer_name} into {target_name}: it is a "
                          f"{type(target).__name__}, not a plain nn.Linear (unmerge or remove what wraps it first)")
-    raise ValueError(f"cannot merge the IA3 scale of {layer_name}: it wraps a {type(layer.base).__name__}, "
+    raise ValueError(f"cannot merge the IA3 scale of {layer_name}: it wraps a {type(layer.base_layer).__name__}, "
                      "not an nn.Linear (remove what it wraps first)")
 
 

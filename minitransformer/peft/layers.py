@@ -1,7 +1,7 @@
 """The layers PEFT methods put into a model, and the places ("sites") they attach to.
 
 A `PeftLayer` holds any number of *named* adapters of one kind. A `WrapperLayer` wraps an existing module
-(kept untouched as `.base`); wrappers of different kinds may wrap one site in turn (LoRA inside IA3, ...).
+(kept untouched as `.base_layer`, Hugging Face PEFT's name); wrappers of different kinds may wrap one site in turn (LoRA inside IA3, ...).
 A site's *clean* name is its name in the unwrapped model ("blocks.0.attn.v_proj"), whatever wraps it.
 """
 
@@ -26,10 +26,10 @@ def language_model(model: nn.Module) -> MiniTransformer:
 
 
 def clean_name(name: str) -> str:
-    """A name as in the unwrapped model: "blocks.0.attn.v_proj.base.weight" -> "blocks.0.attn.v_proj.weight"."""
-    while ".base." in name:
-        name = name.replace(".base.", ".")
-    return name[: -len(".base")] if name.endswith(".base") else name
+    """A name as in the unwrapped model: "blocks.0.attn.v_proj.base_layer.weight" -> "blocks.0.attn.v_proj.weight"."""
+    while ".base_layer." in name:
+        name = name.replace(".base_layer.", ".")
+    return name[: -len(".base_layer")] if name.endswith(".base_layer") else name
 
 
 class PeftLayer(nn.Module):
@@ -79,13 +79,13 @@ class PeftLayer(nn.Module):
 
 
 class WrapperLayer(PeftLayer):
-    """A PeftLayer that wraps an existing module, kept untouched as `self.base`."""
+    """A PeftLayer that wraps an existing module, kept untouched as `self.base_layer`."""
 
     innermost = False  # True: always wrap the original module itself, inside any other wrapper (LoRA)
 
     def __init__(self, base: nn.Module):
         super().__init__()
-        self.base = base
+        self.base_layer = base
 
     @classmethod
     def wrap(cls, module: nn.Module, lm: MiniTransformer, site: str) -> "WrapperLayer":
@@ -108,7 +108,7 @@ class WrapperLayer(PeftLayer):
             inside = []
         if inside is not None:
             while isinstance(module, WrapperLayer) and module.kind not in inside:
-                path, module = path + ".base", module.base
+                path, module = path + ".base_layer", module.base_layer
         layer = make(module)
         replace_module(model, path, layer)
         return layer
@@ -120,14 +120,14 @@ class WrapperLayer(PeftLayer):
 
     def inside_kinds(self) -> list[str]:
         """The kinds of the wrappers between this layer and the module it adapts."""
-        return [m.kind for m in unwrap(self.base) if isinstance(m, WrapperLayer)]
+        return [m.kind for m in unwrap(self.base_layer) if isinstance(m, WrapperLayer)]
 
 
 def unwrap(module: nn.Module) -> list[nn.Module]:
     """The module and every module it wraps, outermost first."""
     chain = [module]
     while isinstance(chain[-1], WrapperLayer):
-        chain.append(chain[-1].base)
+        chain.append(chain[-1].base_layer)
     return chain
 
 

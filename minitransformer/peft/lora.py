@@ -44,8 +44,8 @@ class LoRALinear(WrapperLayer):
     def add(self, name: str, r: int = 8, alpha: float = 8, dropout: float = 0.0, rslora: bool = False):
         lora_settings(r, alpha, dropout, rslora)
         self.register(name, r=r, alpha=alpha, dropout=dropout, rslora=rslora)
-        A = nn.Linear(self.base.in_features, r, bias=False)
-        B = nn.Linear(r, self.base.out_features, bias=False)
+        A = nn.Linear(self.base_layer.in_features, r, bias=False)
+        B = nn.Linear(r, self.base_layer.out_features, bias=False)
         nn.init.kaiming_uniform_(A.weight, a=math.sqrt(5))  # as nn.Linear (and HF PEFT) initialise
         nn.init.zeros_(B.weight)  # B = 0: the adapted layer starts as the base layer
         self.lora_A[name], self.lora_B[name] = A, B
@@ -67,11 +67,11 @@ class LoRALinear(WrapperLayer):
             raise ValueError(f"no LoRA adapter named {name!r} in this layer; it has {self.adapter_names()}")
         if name in self.merged:
             raise ValueError(f"LoRA adapter {name!r} is already merged; merging twice would add its change twice")
-        if isinstance(self.base, QuantizedLinear):
+        if isinstance(self.base_layer, QuantizedLinear):
             raise ValueError("cannot merge into a quantized weight: the sum would have to be quantized again; "
                              "keep the adapter unmerged (as QLoRA does) or merge into a float copy of the base")
         if self.original_weight is None:
-            self.original_weight = self.base.weight.detach().clone()
+            self.original_weight = self.base_layer.weight.detach().clone()
         self.merged.append(name)
         self._rebuild_weight()
 
@@ -87,14 +87,14 @@ class LoRALinear(WrapperLayer):
         weight = self.original_weight.clone()
         for name in self.merged:
             weight += self.delta_weight(name)
-        self.base.weight.copy_(weight)
+        self.base_layer.weight.copy_(weight)
         if not self.merged:
             self.original_weight = None
 
     def forward(self, x):
         if self.disabled and self.merged:
-            return F.linear(x, self.original_weight, self.base.bias)
-        y = self.base(x)
+            return F.linear(x, self.original_weight, self.base_layer.bias)
+        y = self.base_layer(x)
         for name in self.active_names():
             if name not in self.merged:
                 A, B = self.lora_A[name], self.lora_B[name]
@@ -157,12 +157,12 @@ def _names_to_merge(model, name):
 
 
 def _check_mergeable(layer_name: str, layer: LoRALinear) -> None:
-    if isinstance(layer.base, QuantizedLinear):
+    if isinstance(layer.base_layer, QuantizedLinear):
         raise ValueError(f"cannot merge into a quantized weight ({layer_name} has a quantized base weight): merging "
                          "would have to quantize the sum "
                          "again; keep the adapter unmerged (as QLoRA does) or merge into a float copy of the base")
-    if not isinstance(layer.base, nn.Linear):
-        raise ValueError(f"{layer_name}: LoRA wraps a {type(layer.base).__name__} here, not the linear layer "
+    if not isinstance(layer.base_layer, nn.Linear):
+        raise ValueError(f"{layer_name}: LoRA wraps a {type(layer.base_layer).__name__} here, not the linear layer "
                          "itself; remove what it wraps (delete_adapter) before merging")
 
 
@@ -219,6 +219,6 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
         for adapter in layer.active:  # merged adapters are always active (can_deactivate guards it)
             if adapter not in layer.merged:
                 layer.merge(adapter)
-        replace_module(model, layer_name, layer.base)  # the base Linear now holds W + the changes
+        replace_module(model, layer_name, layer.base_layer)  # the base Linear now holds W + the changes
     language_model(model)._base_fingerprint = None  # the merged model is a new base
     return model

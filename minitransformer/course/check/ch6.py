@@ -18,23 +18,23 @@ class LoRALinearReference(nn.Module):
 
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 8):
         super().__init__()
-        self.base = base
-        self.base.requires_grad_(False)
+        self.base_layer = base
+        self.base_layer.requires_grad_(False)
         self.A = nn.Parameter(torch.empty(r, base.in_features))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
         self.B = nn.Parameter(torch.zeros(base.out_features, r))
         self.scaling = alpha / r
 
     def forward(self, x):
-        return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
+        return self.base_layer(x) + (x @ self.A.T @ self.B.T) * self.scaling
 
 
 def merge_reference(layer) -> nn.Linear:
-    merged = nn.Linear(layer.base.in_features, layer.base.out_features, bias=layer.base.bias is not None)
+    merged = nn.Linear(layer.base_layer.in_features, layer.base_layer.out_features, bias=layer.base_layer.bias is not None)
     with torch.no_grad():
-        merged.weight.copy_(layer.base.weight + layer.scaling * layer.B @ layer.A)
-        if layer.base.bias is not None:
-            merged.bias.copy_(layer.base.bias)
+        merged.weight.copy_(layer.base_layer.weight + layer.scaling * layer.B @ layer.A)
+        if layer.base_layer.bias is not None:
+            merged.bias.copy_(layer.base_layer.bias)
     return merged
 
 
@@ -171,20 +171,25 @@ def _check_merge(merge_fn):
     layer = LoRALinearReference(_base_layer(), r=r, alpha=alpha)
     with torch.no_grad():
         layer.B.normal_(generator=generator(3))
-    before = layer.base.weight.detach().clone()
+    before = layer.base_layer.weight.detach().clone()
     n_out = before.shape[0]
     shapes = (f"the update B @ A has shape (out, in) = ({n_out}, {n_in}), like W (B is ({n_out}, {r}), A is ({r}, {n_in})), "
               f"while Aᵀ @ Bᵀ and (B @ A).T are (in, out) = ({n_in}, {n_out}): use W + scaling · B @ A")
     try:
         merged = call_learner(merge_fn, layer)
-    except RuntimeError as error:  # a LearnerError from the sandbox is a RuntimeError too
+    except (RuntimeError, AttributeError) as error:  # a LearnerError from the sandbox is a RuntimeError too
         text = str(error).split("\n")[0]
+        if "attribute" in text and "base" in text:
+            yield Part("returns an nn.Linear of the same shape", False,
+                       f"your merge raised {text[:160]}: the LoRA layer keeps the wrapped layer as `layer.base_layer` "
+                       "(Hugging Face PEFT's name), with `layer.A`, `layer.B` and `layer.scaling`")
+            return
         if not any(word in text for word in ("size", "shape")):
             raise
         yield Part("returns an nn.Linear of the same shape", False,
                    f"your merge raised a shape error ({text[:160]}): {shapes}")
         return
-    shaped = isinstance(merged, nn.Linear) and merged.weight.shape == layer.base.weight.shape
+    shaped = isinstance(merged, nn.Linear) and merged.weight.shape == layer.base_layer.weight.shape
     yield Part("returns an nn.Linear of the same shape", shaped,
                f"got {type(merged).__name__}" if not isinstance(merged, nn.Linear) else
                f"its weight is {tuple(merged.weight.shape)}, the base's is {tuple(before.shape)}: {shapes}")
@@ -204,8 +209,8 @@ def _check_merge(merge_fn):
     else:
         same, message = False, "not comparable: the merged layer has the wrong shape (see above)"
     yield Part("merged output equals the unmerged output (to 1e-5)", same, message)
-    yield Part("the LoRA layer's own base weight is left unchanged", torch.equal(layer.base.weight, before),
-               "build a new weight (e.g. W + ...) instead of adding into layer.base.weight in place")
+    yield Part("the LoRA layer's own base weight is left unchanged", torch.equal(layer.base_layer.weight, before),
+               "build a new weight (e.g. W + ...) instead of adding into layer.base_layer.weight in place")
 
 
 @register("6.3", "choosing LoRA targets by name", 3, lora_targets_reference, "minitransformer.course.check.ch6.lora_targets_reference",
