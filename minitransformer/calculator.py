@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .guards import check_bool, check_choice, check_divisor, check_int, check_number
+from .guards import require_bool, require_choice, require_divisor, require_int, require_number
 
 PRECISIONS = ("fp32", "mixed")
 
@@ -40,16 +40,16 @@ class DecoderShape:
         if not isinstance(self.name, str):
             raise TypeError(f"DecoderShape.name must be a str, got {self.name!r}")
         for field in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
-            check_int(f"DecoderShape.{field}", getattr(self, field), 1)
+            require_int(f"DecoderShape.{field}", getattr(self, field), 1)
         for field in ("mlp_hidden", "kv_heads"):
             if getattr(self, field) is not None:
-                check_int(f"DecoderShape.{field}", getattr(self, field), 1)
+                require_int(f"DecoderShape.{field}", getattr(self, field), 1)
         for field in ("gated_mlp", "tied_embeddings", "learned_positions", "bias"):
-            check_bool(f"DecoderShape.{field}", getattr(self, field))
-        check_divisor("DecoderShape.n_head", self.n_head, "DecoderShape.d_model", self.d_model,
+            require_bool(f"DecoderShape.{field}", getattr(self, field))
+        require_divisor("DecoderShape.n_head", self.n_head, "DecoderShape.d_model", self.d_model,
                       " (each head gets d_model / n_head dimensions)")
         if self.kv_heads is not None:
-            check_divisor("DecoderShape.kv_heads", self.kv_heads, "DecoderShape.n_head", self.n_head,
+            require_divisor("DecoderShape.kv_heads", self.kv_heads, "DecoderShape.n_head", self.n_head,
                           " (grouped-query attention shares each key/value head among equally many query heads)")
 
     def parameters(self) -> int:
@@ -90,10 +90,10 @@ def bytes_per_parameter(precision: str = "fp32") -> dict[str, int]:
 
 def step_memory(n_params: float, n_trainable: float, precision: str = "fp32", frozen_weight_bytes: float | None = None) -> dict[str, float]:
     """Bytes of weights, gradients and Adam states for n_params parameters of which n_trainable train."""
-    check_number("n_params", n_params, 0)
-    check_number("n_trainable", n_trainable, 0)
+    require_number("n_params", n_params, 0)
+    require_number("n_trainable", n_trainable, 0)
     if frozen_weight_bytes is not None:
-        check_number("frozen_weight_bytes", frozen_weight_bytes, 0, low_open=True)
+        require_number("frozen_weight_bytes", frozen_weight_bytes, 0, low_open=True)
     if not 0 <= n_trainable <= n_params:
         raise ValueError(f"n_trainable must be in 0..n_params={n_params}, got {n_trainable!r}")
     per = bytes_per_parameter(precision)
@@ -110,12 +110,12 @@ def activation_bytes(shape: DecoderShape, batch: int, seq: int, precision: str =
     """Korthikanti et al.'s estimate. A fused (flash) attention kernel never stores the a·s² attention
     scores and probabilities, which removes the 5·a·s/h term. With activation checkpointing only each
     block's input (2 bytes per value) is kept, and one block's activations are rebuilt at a time."""
-    _check_shape(shape)
-    check_int("batch", batch, 1)
-    check_int("seq", seq, 1)
-    check_choice("precision", precision, PRECISIONS)
-    check_bool("fused_attention", fused_attention)
-    check_bool("checkpointing", checkpointing)
+    _require_shape(shape)
+    require_int("batch", batch, 1)
+    require_int("seq", seq, 1)
+    require_choice("precision", precision, PRECISIONS)
+    require_bool("fused_attention", fused_attention)
+    require_bool("checkpointing", checkpointing)
     scores = 0 if fused_attention else 5 * shape.n_head * seq / shape.d_model
     per_layer = seq * batch * shape.d_model * (34 + scores)
     if checkpointing:
@@ -136,13 +136,13 @@ def training_memory(shape: DecoderShape, batch: int = 1, seq: int | None = None,
     weight_bits: store the frozen weights with this many bits each (e.g. 4.25 for a QLoRA-style base: 4-bit
     codes plus a 16-bit scale per 64 weights; see quantized_weight_bits).
     """
-    _check_shape(shape)
-    check_number("trainable_fraction", trainable_fraction, 0, 1, low_open=True)
-    check_int("batch", batch, 1)
+    _require_shape(shape)
+    require_number("trainable_fraction", trainable_fraction, 0, 1, low_open=True)
+    require_int("batch", batch, 1)
     if seq is not None:
-        check_int("seq", seq, 1)
+        require_int("seq", seq, 1)
     if weight_bits is not None:
-        check_number("weight_bits", weight_bits, 0, 32, low_open=True)
+        require_number("weight_bits", weight_bits, 0, 32, low_open=True)
     seq = seq or shape.context
     total = shape.parameters()
     added = 0 if trainable_fraction == 1.0 else total * trainable_fraction  # PEFT adds what it trains
@@ -153,10 +153,10 @@ def training_memory(shape: DecoderShape, batch: int = 1, seq: int | None = None,
 
 def quantized_weight_bytes(n_params: float, bits: int, group_size: int, scale_bytes: int = 2) -> float:
     """Bytes of n_params weights stored as `bits`-bit codes plus one scale per group of `group_size`."""
-    check_number("n_params", n_params, 0)
-    check_number("bits", bits, 0, 32, low_open=True)
-    check_int("group_size", group_size, 1)
-    check_number("scale_bytes", scale_bytes, 0)
+    require_number("n_params", n_params, 0)
+    require_number("bits", bits, 0, 32, low_open=True)
+    require_int("group_size", group_size, 1)
+    require_number("scale_bytes", scale_bytes, 0)
     return n_params * bits / 8 + n_params / group_size * scale_bytes
 
 
@@ -165,7 +165,7 @@ def quantized_weight_bits(bits: int, group_size: int, scale_bytes: int = 2) -> f
     return 8 * quantized_weight_bytes(1, bits, group_size, scale_bytes)
 
 
-def _check_shape(shape) -> None:
+def _require_shape(shape) -> None:
     if not isinstance(shape, DecoderShape):
         raise TypeError(f"shape must be a DecoderShape (e.g. calculator.GPT2[0]), got a {type(shape).__name__}")
 
@@ -178,7 +178,7 @@ NF4_DOUBLE_QUANT_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # NF4 codes, 8-bit block s
 
 def linear_shapes(shape: DecoderShape) -> list[tuple[int, int]]:
     """(in, out) of every linear layer of one block: q, k, v, out; then the MLP's (gate, up, down or in, out)."""
-    _check_shape(shape)
+    _require_shape(shape)
     d = shape.d_model
     hidden = shape.mlp_hidden or 4 * d
     kv = d * (shape.kv_heads or shape.n_head) // shape.n_head
@@ -188,8 +188,8 @@ def linear_shapes(shape: DecoderShape) -> list[tuple[int, int]]:
 
 def lora_parameters(shape: DecoderShape, r: int) -> int:
     """LoRA of rank r on every linear layer of every block: r·(in + out) per layer."""
-    _check_shape(shape)
-    check_int("r", r, 1)
+    _require_shape(shape)
+    require_int("r", r, 1)
     return shape.n_layer * sum(r * (i + o) for i, o in linear_shapes(shape))
 
 
@@ -207,12 +207,12 @@ def qlora_memory(shape: DecoderShape = LLAMA_65B, r: int = 64, batch: int = 1, s
       steady-state estimate leaves out (as it leaves out buffers and fragmentation).
     Returns {"weights", "gradients", "optimizer", "activations"} (bytes), the keys of `training_memory`.
     """
-    _check_shape(shape)
-    check_int("r", r, 1)
-    check_int("batch", batch, 1)
-    check_int("seq", seq, 1)
-    check_number("weight_bits", weight_bits, 0, 32, low_open=True)
-    check_bool("checkpointing", checkpointing)
+    _require_shape(shape)
+    require_int("r", r, 1)
+    require_int("batch", batch, 1)
+    require_int("seq", seq, 1)
+    require_number("weight_bits", weight_bits, 0, 32, low_open=True)
+    require_bool("checkpointing", checkpointing)
     linear = shape.n_layer * sum(i * o for i, o in linear_shapes(shape))
     other = shape.parameters() - linear  # embeddings, LM head, norms
     adapters = lora_parameters(shape, r)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .guards import check_same_shapes
+from .guards import require_same_shapes
 from .model import MiniTransformer, ModelConfig
 
 BASE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "base"
@@ -39,7 +39,7 @@ def _paths(path):
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
-def check_writable(path) -> None:
+def require_writable(path) -> None:
     """Fail now, not after a long training run, if the checkpoint PATH cannot be written (creates its folder)."""
     for file in _paths(path):
         if file.is_dir():
@@ -116,7 +116,7 @@ def load_checkpoint(path=BASE_CHECKPOINT) -> MiniTransformer:
     model = MiniTransformer(config)
     weights = load_file(str(weights_path))
     settings = ", ".join(f"{k}={v!r}" for k, v in info["config"].items())
-    check_same_shapes(model.state_dict(), weights, "the config", "the weights", where=f"{json_path} and {weights_path}: ",
+    require_same_shapes(model.state_dict(), weights, "the config", "the weights", where=f"{json_path} and {weights_path}: ",
                       hint=f"the config ({settings}) was edited after saving or belongs to other weights; restore "
                            "the config the weights were saved with")
     model.load_state_dict(weights)

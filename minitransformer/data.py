@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from .guards import check_int, check_order
+from .guards import require_int, require_order
 from .tokenizer import DIGITS, END, LETTERS, SEP, tokenizer
 
 MIN_LEN, MAX_LEN = 3, 8  # the shortest and the longest input the generators draw (every length in between)
@@ -120,7 +120,7 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def _check_tasks(tasks) -> tuple[str, ...]:
+def _require_tasks(tasks) -> tuple[str, ...]:
     if isinstance(tasks, str):
         tasks = (tasks,)
     tasks = tuple(tasks)
@@ -129,11 +129,11 @@ def _check_tasks(tasks) -> tuple[str, ...]:
     kinds = {get_task(t).kind for t in tasks}
     if len(kinds) > 1:
         raise ValueError(f"cannot mix generative and classification tasks in one data set: {tasks}")
-    check_lengths(tasks)
+    require_lengths(tasks)
     return tasks
 
 
-def check_lengths(tasks: tuple[str, ...]) -> None:
+def require_lengths(tasks: tuple[str, ...]) -> None:
     """MIN_LEN and MAX_LEN (module settings a learner may change) make sense for every task in `tasks`."""
     strict = [t for t in tasks if t in SHORTEST]
     shortest, hint = 1, ""
@@ -141,30 +141,35 @@ def check_lengths(tasks: tuple[str, ...]) -> None:
         task = max(strict, key=lambda t: SHORTEST[t][0])
         shortest, reason = SHORTEST[task]
         hint = f"{task} needs inputs of length >= {shortest}: {reason}, so no negative example is shorter than {shortest}"
-    check_int("data.MIN_LEN", MIN_LEN, shortest, hint=hint)
-    check_int("data.MAX_LEN", MAX_LEN, 1)
-    check_order("data.MIN_LEN", MIN_LEN, "data.MAX_LEN", MAX_LEN, "the shortest and the longest input the generators draw")
+    require_int("data.MIN_LEN", MIN_LEN, shortest, hint=hint)
+    require_int("data.MAX_LEN", MAX_LEN, 1)
+    require_order("data.MIN_LEN", MIN_LEN, "data.MAX_LEN", MAX_LEN, "the shortest and the longest input the generators draw")
 
 
 def make_examples(tasks, n: int, seed: int) -> list[Example]:
     """n examples drawn uniformly from `tasks`, fully determined by `seed`."""
-    tasks = _check_tasks(tasks)
+    tasks = _require_tasks(tasks)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    _check_seed(seed)
+    _require_seed(seed)
     rng = random.Random(seed)
     return [TASKS[rng.choice(tasks)].make(rng) for _ in range(n)]
 
 
-def _check_seed(seed) -> None:
+def _require_seed(seed) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int (the same seed gives the same data), got {seed!r}")
 
 
-def _check_examples(examples) -> None:
+def require_examples(examples, kind: str | None = None) -> None:
+    """Refuse anything but a non-empty list of Examples (of one kind of task, "generate" or "classify", if given)."""
     if not isinstance(examples, (list, tuple)) or not examples or not all(isinstance(e, Example) for e in examples):
         raise TypeError(f"examples must be a non-empty list of Example (e.g. make_examples('copy', 8, seed=0)), "
-                        f"got {str(examples)[:60]!r}")
+                        f"got {type(examples).__name__} {str(examples)[:60]!r}")
+    wrong = [e for e in examples if kind is not None and TASKS[e.task].kind != kind]
+    if wrong:
+        need = "generative" if kind == "generate" else "classification"
+        raise ValueError(f"examples must be {need} examples; {wrong[0].task!r} is not one")
 
 
 def encode_lm(examples: list[Example]):
@@ -173,7 +178,7 @@ def encode_lm(examples: list[Example]):
     inputs are the text without its last character, targets the text shifted by one; every target
     inside the prompt (and in the padding) is IGNORE, so the model is graded only on its answers.
     """
-    _check_examples(examples)
+    require_examples(examples)
     texts = [e.text for e in examples]
     if any(not e.answer for e in examples):
         raise ValueError("encode_lm needs generative examples (with an answer)")
@@ -190,7 +195,7 @@ def encode_lm(examples: list[Example]):
 
 def encode_classification(examples: list[Example]):
     """(inputs, positions of "=", labels) for a classification head."""
-    _check_examples(examples)
+    require_examples(examples)
     if any(e.label < 0 for e in examples):
         raise ValueError("encode_classification needs classification examples (with a label)")
     T = max(len(e.prompt) for e in examples)
@@ -226,7 +231,7 @@ def batch_kind(batch) -> str:
 
 def encode(examples: list[Example]) -> dict:
     """A batch as a dict of tensors, for either kind of task."""
-    _check_examples(examples)
+    require_examples(examples)
     if examples[0].label >= 0:
         x, positions, labels = encode_classification(examples)
         return {"x": x, "positions": positions, "labels": labels}
@@ -238,15 +243,15 @@ class TaskSampler:
     """An endless, seeded stream of freshly generated training batches."""
 
     def __init__(self, tasks, batch_size: int = 64, seed: int = 0):
-        self.tasks = _check_tasks(tasks)
+        self.tasks = _require_tasks(tasks)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        _check_seed(seed)
+        _require_seed(seed)
         self.batch_size = batch_size
         self.rng = random.Random(seed)
 
     def __call__(self) -> dict:
-        check_lengths(self.tasks)  # MIN_LEN or MAX_LEN may have changed since the sampler was made
+        require_lengths(self.tasks)  # MIN_LEN or MAX_LEN may have changed since the sampler was made
         return encode([TASKS[self.rng.choice(self.tasks)].make(self.rng) for _ in range(self.batch_size)])
 
 
@@ -256,10 +261,10 @@ class FixedSampler:
     def __init__(self, examples: list[Example], batch_size: int = 64, seed: int = 0):
         if not examples:
             raise ValueError("FixedSampler needs at least one example")
-        _check_examples(list(examples))
+        require_examples(list(examples))
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        _check_seed(seed)
+        _require_seed(seed)
         self.examples = list(examples)
         self.batch_size = min(batch_size, len(self.examples))
         self.rng = random.Random(seed)

@@ -1,4 +1,6 @@
-"""Argument checks used where numbers and objects enter the library.
+"""Guards: what an argument must be, stated where numbers and objects enter the library.
+
+Every guard is called `require_*` (the word "check" belongs to the course's exercise checks).
 
 Every error names the argument, says what is valid and shows what arrived, e.g.
 "lr must be a finite number > 0, got 0". Numbers of the wrong kind (a float where an int is needed, NaN,
@@ -23,7 +25,7 @@ def _range_text(low, high, low_open: bool, high_open: bool) -> str:
     return ""
 
 
-def check_int(name: str, value, low: int | None = 1, high: int | None = None, hint: str = "") -> int:
+def require_int(name: str, value, low: int | None = 1, high: int | None = None, hint: str = "") -> int:
     """An int (not a bool, not a float) in low..high; `hint` is added to the error message."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
             (low is not None and value < low) or (high is not None and value > high):
@@ -35,7 +37,7 @@ def check_int(name: str, value, low: int | None = 1, high: int | None = None, hi
     return int(value)
 
 
-def check_number(name: str, value, low: float | None = None, high: float | None = None,
+def require_number(name: str, value, low: float | None = None, high: float | None = None,
                  low_open: bool = False, high_open: bool = False) -> float:
     """A finite real number (not a bool, not NaN or infinity) within the given bounds."""
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
@@ -51,19 +53,19 @@ def check_number(name: str, value, low: float | None = None, high: float | None 
     return float(value) if not isinstance(value, numbers.Integral) else value
 
 
-def check_bool(name: str, value) -> bool:
+def require_bool(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
 
 
-def check_choice(name: str, value, choices) -> str:
+def require_choice(name: str, value, choices) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
 
 
-def check_tensor(name: str, value, dims: int | tuple[int, ...] | None = None, kind: str | None = None) -> torch.Tensor:
+def require_tensor(name: str, value, dims: int | tuple[int, ...] | None = None, kind: str | None = None) -> torch.Tensor:
     """A torch.Tensor with `dims` dimensions (an int or a tuple of allowed counts) and values of `kind`
     ("int": integer ids, "float": floating point)."""
     if not isinstance(value, torch.Tensor):
@@ -88,7 +90,7 @@ def divisors(n: int) -> list[int]:
     return small + [n // d for d in reversed(small) if d * d != n]
 
 
-def check_divisor(name: str, value: int, of_name: str, of: int, why: str = "") -> int:
+def require_divisor(name: str, value: int, of_name: str, of: int, why: str = "") -> int:
     """`value` (a positive int, checked before) divides `of` exactly; the error lists the values that do.
     `why` is added after what `value` must divide, e.g. " (each head gets d_model / n_head dimensions)"."""
     if of % value:
@@ -96,7 +98,7 @@ def check_divisor(name: str, value: int, of_name: str, of: int, why: str = "") -
     return value
 
 
-def check_order(low_name: str, low, high_name: str, high, hint: str = "") -> None:
+def require_order(low_name: str, low, high_name: str, high, hint: str = "") -> None:
     """low <= high, for two bounds checked before (a shortest and a longest length, ...)."""
     if low > high:
         hint = f" ({hint})" if hint else ""
@@ -104,7 +106,7 @@ def check_order(low_name: str, low, high_name: str, high, hint: str = "") -> Non
 
 
 
-def check_same_shapes(expected: dict, found: dict, expected_name: str, found_name: str, where: str = "",
+def require_same_shapes(expected: dict, found: dict, expected_name: str, found_name: str, where: str = "",
                       hint: str = "") -> None:
     """`found` (tensors read from a file) fits `expected` (a model's state dict): the same names with the same
     shapes. The error names the first tensor that differs (in the model's order) and both shapes; `where`

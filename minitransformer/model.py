@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .tokenizer import VOCAB
-from .guards import check_bool, check_number, check_tensor
+from .guards import require_bool, require_number, require_tensor
 
 
 @dataclass
@@ -41,9 +41,9 @@ class ModelConfig:
                 f"valid n_head values for this d_model are "
                 f"{[h for h in range(1, self.d_model + 1) if self.d_model % h == 0]}"
             )
-        check_number("ModelConfig.dropout", self.dropout, 0, 1, high_open=True)
-        check_bool("ModelConfig.bias", self.bias)
-        check_bool("ModelConfig.fused_attention", self.fused_attention)
+        require_number("ModelConfig.dropout", self.dropout, 0, 1, high_open=True)
+        require_bool("ModelConfig.bias", self.bias)
+        require_bool("ModelConfig.fused_attention", self.fused_attention)
 
     @property
     def head_dim(self) -> int:
@@ -60,7 +60,7 @@ def causal_attention(q, k, v):
     are extra (prefix) keys that every query may see; the last T keys are the sequence itself.
     Returns (output, attention weights of shape (..., T, S)).
     """
-    _check_qkv(q, k, v)
+    _require_qkv(q, k, v)
     T, S = q.size(-2), k.size(-2)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
@@ -69,10 +69,10 @@ def causal_attention(q, k, v):
     return weights @ v, weights
 
 
-def _check_qkv(q, k, v) -> None:
+def _require_qkv(q, k, v) -> None:
     """Refuse q, k, v that attention cannot combine, naming the shapes."""
     for name, x in (("q", q), ("k", k), ("v", v)):
-        check_tensor(name, x, kind="float")
+        require_tensor(name, x, kind="float")
         if x.dim() < 2:
             raise ValueError(f"{name} must have shape (..., time, head_dim), at least 2 dimensions, got shape {tuple(x.shape)}")
     T, S = q.size(-2), k.size(-2)
@@ -181,8 +181,8 @@ class MiniTransformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def check_input(self, idx):
-        check_tensor("idx (the token ids)", idx, kind="int")
+    def require_valid_input(self, idx):
+        require_tensor("idx (the token ids)", idx, kind="int")
         if idx.dim() != 2:
             raise ValueError(f"expected token ids of shape (batch, time), got shape {tuple(idx.shape)}")
         if idx.size(1) > self.config.block_size:
@@ -201,7 +201,7 @@ class MiniTransformer(nn.Module):
         the positions it was pretrained with and the virtual tokens carry none; a prompt added with
         positions="shift" takes the first P positions and moves the input along (as GPT-2 in HF PEFT).
         """
-        self.check_input(idx)
+        self.require_valid_input(idx)
         x = self.tok_emb(idx)
         prompt = self.soft_prompt
         shift = prompt is not None and prompt.shifts_positions()
@@ -267,15 +267,15 @@ class Classifier(nn.Module):
 
     def forward(self, idx, positions):
         """Class logits (B, num_classes) read at `positions` (B,), one position per sequence."""
-        self._check_input(idx, positions)
+        self._require_valid_input(idx, positions)
         hidden = self.base.hidden_states(idx)
         rows = torch.arange(idx.size(0), device=idx.device)
         return self.head(hidden[rows, positions])
 
-    def _check_input(self, idx, positions) -> None:
+    def _require_valid_input(self, idx, positions) -> None:
         """Refuse token ids the base cannot read and positions that are not one valid index per sequence."""
-        self.base.check_input(idx)
-        check_tensor("positions", positions, dims=1, kind="int")
+        self.base.require_valid_input(idx)
+        require_tensor("positions", positions, dims=1, kind="int")
         if positions.size(0) != idx.size(0):
             raise ValueError(f"positions must hold one position per sequence: idx has {idx.size(0)} sequences, "
                              f"positions has {positions.size(0)} entries")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .guards import check_int, check_tensor
+from .guards import require_int, require_tensor
 
 # Where the outermost levels sit: 1 - (1/32 + 1/30) / 2, the offset QLoRA's reference code uses, so that the
 # extreme quantiles are finite and the two halves (16 and 15 quantile intervals) match.
@@ -31,11 +31,11 @@ def nf4_levels() -> torch.Tensor:
 
 
 def _check(weight, block_size: int) -> tuple[int, int]:
-    check_tensor("weight", weight, dims=2, kind="float")
+    require_tensor("weight", weight, dims=2, kind="float")
     if not torch.isfinite(weight).all():
         raise ValueError("weight holds NaN or infinite values, which cannot be quantized")
     rows, columns = weight.shape
-    check_int("block_size", block_size, 1)
+    require_int("block_size", block_size, 1)
     if columns % block_size:
         divisors = [g for g in range(1, columns + 1) if columns % g == 0]
         raise ValueError(f"block_size must divide the row length {columns}, got {block_size} (valid: {divisors})")
@@ -65,5 +65,5 @@ def double_quantized_bits(bits: int = 4, block_size: int = 64, scale_bits: int =
     `scale_block` scales (QLoRA's defaults give 4 + 8/64 + 32/16384 = 4.127)."""
     for name, value in (("bits", bits), ("block_size", block_size), ("scale_bits", scale_bits),
                         ("scale_block", scale_block), ("second_scale_bits", second_scale_bits)):
-        check_int(name, value, 1)
+        require_int(name, value, 1)
     return bits + scale_bits / block_size + second_scale_bits / (block_size * scale_block)

@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .checkpoint import BASE_CHECKPOINT, check_writable, save_checkpoint, sha256_of
+from .checkpoint import BASE_CHECKPOINT, require_writable, save_checkpoint, sha256_of
 from .data import BASE_TASKS, TaskSampler
 from .model import MiniTransformer, ModelConfig
 from .runtime import SEED, THREADS, setup
-from .train import evaluate_base_tasks, train
-from .guards import check_int, check_number
+from .evaluate import evaluate_base_tasks
+from .train import train
+from .guards import require_int, require_number
 
 
 @dataclass
@@ -32,22 +33,22 @@ class Recipe:
     threads: int = THREADS
 
 
-def check_recipe(recipe: Recipe) -> None:
+def require_recipe(recipe: Recipe) -> None:
     """Refuse a recipe that would train nothing or fail mid-way (names are the command's options)."""
-    check_int("recipe.steps (--steps)", recipe.steps, 1)
-    check_int("recipe.batch_size (--batch-size)", recipe.batch_size, 1)
-    check_number("recipe.lr (--lr)", recipe.lr, 0, low_open=True)
-    check_number("recipe.weight_decay (--weight-decay)", recipe.weight_decay, 0)
-    check_int("recipe.warmup (--warmup)", recipe.warmup, 0)
-    check_int("recipe.seed (--seed)", recipe.seed, 0)
-    check_int("recipe.threads (--threads)", recipe.threads, 1)
+    require_int("recipe.steps (--steps)", recipe.steps, 1)
+    require_int("recipe.batch_size (--batch-size)", recipe.batch_size, 1)
+    require_number("recipe.lr (--lr)", recipe.lr, 0, low_open=True)
+    require_number("recipe.weight_decay (--weight-decay)", recipe.weight_decay, 0)
+    require_int("recipe.warmup (--warmup)", recipe.warmup, 0)
+    require_int("recipe.seed (--seed)", recipe.seed, 0)
+    require_int("recipe.threads (--threads)", recipe.threads, 1)
 
 
 def pretrain(recipe: Recipe, config: ModelConfig | None = None, progress: bool = True):
     """Train a base model on the base tasks; return (model, metadata)."""
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a pretrain.Recipe, got a {type(recipe).__name__}")
-    check_recipe(recipe)
+    require_recipe(recipe)
     setup(recipe.seed, recipe.threads)
     model = MiniTransformer(config or ModelConfig())
     sampler = TaskSampler(BASE_TASKS, batch_size=recipe.batch_size, seed=recipe.seed)
@@ -88,8 +89,8 @@ def main(argv=None):
     recipe = Recipe(**{name: getattr(args, name) for name in asdict(defaults)})
     try:  # everything is checked before training starts
         config = ModelConfig(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head)
-        check_recipe(recipe)
-        check_writable(args.out)
+        require_recipe(recipe)
+        require_writable(args.out)
     except (ValueError, PermissionError) as error:
         parser.error(str(error).replace("ModelConfig.n_layer", "--n-layer").replace("ModelConfig.d_model", "--d-model")
                      .replace("ModelConfig.n_head", "--n-head").replace("valid n_head", "valid --n-head"))

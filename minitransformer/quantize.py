@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .guards import check_tensor
+from .guards import require_tensor
 
 BITS = (2, 3, 4, 8)
 
@@ -29,7 +29,7 @@ def _check(bits: int, group_size: int, columns: int):
 
 def quantize(weight: torch.Tensor, bits: int = 4, group_size: int = 64):
     """Integer codes (int8, same shape as weight) and one scale per group of each row."""
-    check_tensor("weight", weight, dims=2, kind="float")
+    require_tensor("weight", weight, dims=2, kind="float")
     if not torch.isfinite(weight).all():
         raise ValueError("weight holds NaN or infinite values, which cannot be quantized")
     rows, columns = weight.shape

@@ -15,7 +15,7 @@ import torch
 
 SEED = 0  # the default seed of setup() and pretraining; a run with seed s draws its batches from seeds derived from s
 # The data a model is judged on has seeds of its own, distinct from any training stream, all here:
-EVAL_SEED = 12345  # the held-out sets (train.eval_set): what the chapters and the studies report, their test set
+EVAL_SEED = 12345  # the held-out sets (evaluate.eval_set): what the chapters and the studies report, their test set
 VAL_SEED = 54321  # the validation sets (experiments.protocol.val_set): what learning rates are chosen on
 SMALL_DATA_SEED = 77  # a small-data run with seed s trains on make_examples(task, n_train, seed=77 + s)
 THREADS = 1

@@ -1,4 +1,4 @@
-"""Training, evaluation and generation.
+"""Training: one loop for every chapter, and the loss it minimises.
 
 One loop serves every chapter: it trains whatever parameters have requires_grad=True, so freezing,
 adapters and LoRA all reuse it unchanged.
@@ -15,12 +15,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.std import tqdm
 
-from .data import (BASE_TASKS, IGNORE, TASKS, Example, batch_kind, describe_batch_kind, encode_classification, encode_lm,
-                   make_examples)
+from .data import IGNORE, batch_kind, describe_batch_kind
+from .guards import require_bool, require_choice, require_int, require_number
 from .model import Classifier
-from .tokenizer import END, tokenizer
-from .guards import check_bool, check_choice, check_int, check_number
-from .runtime import EVAL_SEED
 
 
 def loss_on_batch(model, batch: dict):
@@ -32,7 +29,7 @@ def loss_on_batch(model, batch: dict):
     if "replay" in batch:
         task_loss = loss_on_batch(model, {k: v for k, v in batch.items() if k != "replay"})
         return task_loss + loss_on_batch(model.base if isinstance(model, Classifier) else model, batch["replay"])
-    check_batch(model, batch)
+    require_batch(model, batch)
     if "labels" in batch:
         logits = model(batch["x"], batch["positions"])
         return F.cross_entropy(logits, batch["labels"])
@@ -40,7 +37,7 @@ def loss_on_batch(model, batch: dict):
     return F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE)
 
 
-def check_batch(model, batch) -> None:
+def require_batch(model, batch) -> None:
     """Refuse a batch of the kind `model` does not read, before the model sees it: a Classifier reads
     classification batches, a MiniTransformer language-model ones (a replayed part is read by the base model)."""
     got = batch_kind(batch)
@@ -98,7 +95,7 @@ def train(
 
     eval_fn (called every eval_every steps and at the end) returns a dict of metrics to record.
     """
-    params = _check_train_arguments(model, next_batch, steps, lr, weight_decay, warmup, schedule, grad_clip,
+    params = _require_train_arguments(model, next_batch, steps, lr, weight_decay, warmup, schedule, grad_clip,
                                     eval_every, eval_fn, progress)
     if optimizer is None:
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
@@ -144,7 +141,7 @@ def train(
     return history
 
 
-def _check_train_arguments(model, next_batch, steps, lr, weight_decay, warmup, schedule, grad_clip, eval_every,
+def _require_train_arguments(model, next_batch, steps, lr, weight_decay, warmup, schedule, grad_clip, eval_every,
                            eval_fn, progress) -> list:
     """Refuse what `train` cannot use, naming it; return the parameters it will train."""
     if not isinstance(model, torch.nn.Module):
@@ -152,19 +149,19 @@ def _check_train_arguments(model, next_batch, steps, lr, weight_decay, warmup, s
     if not callable(next_batch):
         raise TypeError(f"next_batch must be a function that returns a batch (e.g. TaskSampler('copy')), "
                         f"got a {type(next_batch).__name__}; to train on one fixed batch pass lambda: batch")
-    check_int("steps", steps, 1)
-    check_number("lr", lr, 0, low_open=True)
-    check_number("weight_decay", weight_decay, 0)
-    check_int("warmup", warmup, 0)
-    check_choice("schedule", schedule, ("cosine", "constant"))
+    require_int("steps", steps, 1)
+    require_number("lr", lr, 0, low_open=True)
+    require_number("weight_decay", weight_decay, 0)
+    require_int("warmup", warmup, 0)
+    require_choice("schedule", schedule, ("cosine", "constant"))
     if grad_clip is not None:
-        check_number("grad_clip (the gradient-norm limit; None turns clipping off)", grad_clip, 0, low_open=True)
-    check_int("eval_every", eval_every, 0)
+        require_number("grad_clip (the gradient-norm limit; None turns clipping off)", grad_clip, 0, low_open=True)
+    require_int("eval_every", eval_every, 0)
     if eval_fn is not None and not callable(eval_fn):
         raise TypeError(f"eval_fn must be a function returning a dict of metrics, got a {type(eval_fn).__name__}")
     if eval_every and eval_fn is None:
         raise ValueError(f"eval_every={eval_every} needs eval_fn, the function that computes the metrics to record")
-    check_bool("progress", progress)
+    require_bool("progress", progress)
     params = trainable_parameters(model)
     if not params:
         raise ValueError(
@@ -189,115 +186,8 @@ def _start_training(model, next_batch):
         if not isinstance(first, dict) or "x" not in first:
             raise TypeError(f"next_batch() must return a batch dict like data.encode(examples) makes (keys 'x' and "
                             f"'y', or 'x', 'positions' and 'labels'), got a {type(first).__name__}")
-        check_batch(model, first)
+        require_batch(model, first)
     except BaseException:
         restore_modes()
         raise
     return first, restore_modes
-
-
-def _check_examples(examples, kind: str) -> None:
-    if not isinstance(examples, (list, tuple)) or not examples or not all(isinstance(e, Example) for e in examples):
-        raise TypeError(f"examples must be a non-empty list of data.Example (e.g. make_examples('copy', 100, seed=0)), "
-                        f"got {type(examples).__name__} {str(examples)[:60]}")
-    wrong = [e for e in examples if TASKS[e.task].kind != kind]
-    if wrong:
-        need = "generative" if kind == "generate" else "classification"
-        raise ValueError(f"examples must be {need} examples; {wrong[0].task!r} is not one")
-
-
-@torch.no_grad()
-def exact_match(model, examples: list[Example], batch_size: int = 512) -> float:
-    """Fraction of generative examples whose whole answer the model gets right.
-
-    Checked with teacher forcing in one pass: the greedy answer equals the target exactly when the
-    argmax at every answer position is the target character, so this equals greedy decoding.
-    """
-    _check_examples(examples, "generate")
-    check_int("batch_size", batch_size, 1)
-    if isinstance(model, Classifier):
-        raise TypeError("exact_match needs a language model; for a Classifier use classification_accuracy, "
-                        "or exact_match(model.base, ...) for its base model")
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for i in range(0, len(examples), batch_size):
-        x, y = encode_lm(examples[i : i + batch_size])
-        predictions = model(x).argmax(dim=-1)
-        answer = y != IGNORE
-        correct += ((predictions == y) | ~answer).all(dim=1).sum().item()
-    model.train(was_training)
-    return correct / len(examples)
-
-
-@torch.no_grad()
-def classification_accuracy(model: Classifier, examples: list[Example], batch_size: int = 512) -> float:
-    if not isinstance(model, Classifier):
-        raise TypeError(f"classification_accuracy needs a Classifier (a model with a task head), got a "
-                        f"{type(model).__name__}")
-    _check_examples(examples, "classify")
-    check_int("batch_size", batch_size, 1)
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for i in range(0, len(examples), batch_size):
-        x, positions, labels = encode_classification(examples[i : i + batch_size])
-        correct += (model(x, positions).argmax(dim=-1) == labels).sum().item()
-    model.train(was_training)
-    return correct / len(examples)
-
-
-
-
-def eval_set(task: str, n: int = 500, seed: int = EVAL_SEED) -> list[Example]:
-    """A fixed evaluation set for one task (the same every time)."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; valid tasks are {sorted(TASKS)}")
-    return make_examples(task, n, seed + sorted(TASKS).index(task))
-
-
-def evaluate_base_tasks(model, n: int = 500) -> dict:
-    """Exact-match accuracy of a language model on each base task, and their mean."""
-    check_int("n", n, 1)
-    lm = model.base if isinstance(model, Classifier) else model
-    scores = {task: exact_match(lm, eval_set(task, n)) for task in BASE_TASKS}
-    scores["mean"] = sum(scores.values()) / len(BASE_TASKS)
-    return scores
-
-
-@torch.no_grad()
-def generate(model, prompts, max_new_tokens: int | None = None) -> list[str]:
-    """Greedy continuation of each prompt until "." (or the context is full).
-
-    With prompt tuning the active virtual tokens share the context: generation stops when the virtual
-    tokens, the prompt and the new tokens fill block_size.
-    """
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
-        raise TypeError(f"prompts must be a str or a list of str, got {prompts!r}")
-    if max_new_tokens is not None:
-        check_int("max_new_tokens", max_new_tokens, 1)
-    lm = model.base if isinstance(model, Classifier) else model
-    was_training = lm.training
-    lm.eval()
-    block = lm.config.block_size
-    virtual = lm.soft_prompt.length() if getattr(lm, "soft_prompt", None) is not None else 0
-    room = block - virtual  # what the prompt and its continuation may use
-    outputs = []
-    for prompt in prompts:
-        ids = tokenizer.encode(prompt)
-        if len(ids) >= room:
-            extra = f" after the {virtual} virtual tokens of the soft prompt" if virtual else ""
-            raise ValueError(f"prompt {prompt!r} has {len(ids)} characters; the context holds {room}{extra}, "
-                             "and at least one must be left for the answer")
-        budget = room - len(ids) if max_new_tokens is None else min(max_new_tokens, room - len(ids))
-        new = []
-        for _ in range(budget):
-            logits = lm(torch.tensor([ids + new]))[0, -1]
-            new.append(int(logits.argmax()))
-            if tokenizer.itos[new[-1]] == END:
-                break
-        outputs.append(tokenizer.decode(new))
-    lm.train(was_training)
-    return outputs

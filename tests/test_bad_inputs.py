@@ -18,7 +18,8 @@ import torch
 
 import minitransformer as mt
 from minitransformer import calculator, data, peft, pretrain, quantize
-from minitransformer.train import classification_accuracy, eval_set, evaluate_base_tasks, exact_match, loss_on_batch
+from minitransformer.evaluate import classification_accuracy, eval_set, evaluate_base_tasks, exact_match
+from minitransformer.train import loss_on_batch
 from minitransformer.checkpoint import load_checkpoint, save_checkpoint
 from minitransformer.model import causal_attention
 from minitransformer.tokenizer import CharTokenizer, tokenizer
@@ -375,7 +376,7 @@ NON_MUTATING = [
     ("train", lambda: loss_on_batch(mt.Classifier(BASE), data.encode(mt.make_examples("copy", 4, seed=0))), TypeError, "a Classifier needs a classification batch"),
     ("train", lambda: loss_on_batch(BASE, data.encode(mt.make_examples("is_sorted", 4, seed=0))), TypeError, "a MiniTransformer needs a language-model batch"),
     ("train", lambda: loss_on_batch(BASE, {"x": IDS}), TypeError, "a batch must be a language-model batch (keys 'x', 'y', e.g. from TaskSampler('copy')) or a classification batch (keys 'x', 'positions', 'labels', e.g. from TaskSampler('is_sorted')), got keys ['x']"),
-    ("train", lambda: exact_match(BASE, []), TypeError, "examples must be a non-empty list of data.Example"),
+    ("evaluate", lambda: exact_match(BASE, []), TypeError, "examples must be a non-empty list of Example"),
     ("train", lambda: exact_match(BASE, mt.make_examples("is_sorted", 4, seed=0)), ValueError, "examples must be generative examples"),
     ("train", lambda: exact_match(BASE, mt.make_examples("copy", 4, seed=0), batch_size=0), ValueError, "batch_size must be a positive int"),
     ("train", lambda: exact_match(mt.Classifier(BASE), mt.make_examples("copy", 4, seed=0)), TypeError, "for a Classifier use classification_accuracy"),

@@ -7,7 +7,7 @@ import torch
 
 from minitransformer import Block, causal_attention
 from minitransformer.course import check
-from minitransformer.measure import parameter_count_from_config
+from minitransformer.counts import parameter_count_from_config
 
 
 def stub(*args):
@@ -90,7 +90,7 @@ def test_chapter_2_and_3_references_pass_and_common_mistakes_are_named():
     from minitransformer.course.check.ch2 import _gpt2_reference, _saved_bytes
     from minitransformer.course.check.ch3 import separator_positions_reference
     from minitransformer.experiments.forgetting import best_step, forgetting
-    from minitransformer.measure import forward_activation_bytes
+    from minitransformer.memory import forward_activation_bytes
 
     for exercise, answer in (("2.1", forward_activation_bytes), ("2.2", step_memory), ("2.3", _gpt2_reference),
                              ("3.1", separator_positions_reference), ("3.2", forgetting), ("3.3", best_step)):
@@ -109,7 +109,7 @@ def test_chapter_2_and_3_references_pass_and_common_mistakes_are_named():
 
 def test_chapter_4_references_pass_and_common_mistakes_are_named():
     from minitransformer.course.check.ch4 import bitfit_reference, train_last_blocks_reference
-    from minitransformer.measure import count_parameters
+    from minitransformer.counts import count_parameters
     from minitransformer.peft import select
 
     for exercise, answer in (("4.1", train_last_blocks_reference), ("4.2", bitfit_reference), ("4.3", count_parameters)):

@@ -19,7 +19,7 @@ from minitransformer.course import check
 from minitransformer.course.check import core
 from minitransformer.course.check.ch6 import LoRALinearReference
 from minitransformer.data import IGNORE
-from minitransformer.measure import parameter_count_formula
+from minitransformer.counts import parameter_count_formula
 from minitransformer.tokenizer import SEP, tokenizer
 
 

@@ -42,12 +42,12 @@ def test_merged_computes_what_unmerged_computes(model, ids):
 
 
 def test_merge_folds_keys_into_rows_and_mlp_act_into_fc_out_columns(model):
-    k_weight = model.base.blocks[0].attn.k_proj.base.weight.detach().clone()
+    k_weight = model.base.blocks[0].attn.k_proj.base_layer.weight.detach().clone()
     fc_out = model.base.blocks[0].mlp.fc_out.weight.detach().clone()
     k_scale = model.base.blocks[0].attn.k_proj.scales["a"].detach()
     act_scale = model.base.blocks[0].mlp.act.scales["a"].detach()
     peft.merge_ia3(model)
-    torch.testing.assert_close(model.base.blocks[0].attn.k_proj.base.weight, k_weight * k_scale[:, None])
+    torch.testing.assert_close(model.base.blocks[0].attn.k_proj.base_layer.weight, k_weight * k_scale[:, None])
     torch.testing.assert_close(model.base.blocks[0].mlp.fc_out.weight, fc_out * act_scale[None, :])
 
 

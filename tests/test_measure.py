@@ -3,8 +3,8 @@
 import torch
 
 from minitransformer import Classifier, MiniTransformer, TaskSampler
-from minitransformer.measure import (ActivationMeter, count_parameters, human_bytes, parameter_summary,
-                                     parameters_by_component, training_step_memory)
+from minitransformer.counts import count_parameters, parameter_summary, parameters_by_component
+from minitransformer.memory import ActivationMeter, human_bytes, training_step_memory
 from minitransformer.train import loss_on_batch
 
 
@@ -72,7 +72,7 @@ def test_human_bytes():
 
 def test_method_profile_is_counts_plus_training_step_memory():
     from minitransformer import peft
-    from minitransformer.measure import method_profile
+    from minitransformer.memory import method_profile
     model = MiniTransformer()
     peft.add_lora(model, r=2, alpha=8)
     batch = TaskSampler("copy", 8, seed=0)()
@@ -87,7 +87,7 @@ def test_method_profile_is_counts_plus_training_step_memory():
 
 
 def test_the_profiler_sees_what_the_meter_counts():
-    from minitransformer.measure import observed_step_memory
+    from minitransformer.memory import observed_step_memory
     model = MiniTransformer()
     batch = TaskSampler("reverse", 16, seed=0)()
     seen = observed_step_memory(model, batch, lr=1e-3)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from minitransformer import Classifier, MiniTransformer, ModelConfig, causal_attention
-from minitransformer.measure import parameter_count_formula, parameter_count_from_config, parameters_by_component
+from minitransformer.counts import parameter_count_formula, parameter_count_from_config, parameters_by_component
 
 
 @pytest.fixture

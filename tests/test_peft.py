@@ -9,7 +9,8 @@ from safetensors.torch import load_file, save_file
 
 import minitransformer as mt
 from minitransformer import Classifier, peft
-from minitransformer.measure import count_parameters, training_step_memory
+from minitransformer.counts import count_parameters
+from minitransformer.memory import training_step_memory
 from minitransformer.data import encode
 from minitransformer.train import loss_on_batch
 
@@ -380,7 +381,7 @@ PROBE_METHODS = {
 
 
 def fine_tune(prepare, lr, steps=150):
-    from minitransformer.train import classification_accuracy, eval_set
+    from minitransformer.evaluate import classification_accuracy, eval_set
 
     mt.setup()
     clf = Classifier(mt.load_base())

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minitransformer import peft
-from minitransformer.measure import effective_rank
+from minitransformer.counts import effective_rank
 from minitransformer.experiments.protocol import Method, run_one
 
 SMALL = dict(steps=4, n_val=20, n_test=20, n_base=10)

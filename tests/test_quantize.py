@@ -51,10 +51,10 @@ def test_an_int8_base_keeps_the_base_tasks_and_a_4bit_base_is_seven_times_smalle
 def test_lora_trains_on_a_quantized_base_and_refuses_to_merge():
     model = mt.Classifier(quantize_model(mt.load_base(), 4, 16))
     peft.add_lora(model, r=4)
-    codes_before = model.base.blocks[0].attn.q_proj.base.codes.clone()
+    codes_before = model.base.blocks[0].attn.q_proj.base_layer.codes.clone()
     batch = mt.data.encode(mt.make_examples("is_sorted", 16, seed=0))
     mt.train(model, lambda: batch, steps=3, lr=1e-2, progress=False)
-    assert torch.equal(model.base.blocks[0].attn.q_proj.base.codes, codes_before)
+    assert torch.equal(model.base.blocks[0].attn.q_proj.base_layer.codes, codes_before)
     assert model.base.blocks[0].attn.q_proj.lora_B["default"].weight.abs().sum() > 0
     with pytest.raises(ValueError, match="cannot merge into a quantized weight"):
         peft.merge_lora(model)

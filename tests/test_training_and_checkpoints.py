@@ -10,7 +10,7 @@ from minitransformer import BASE_TASKS, MiniTransformer, ModelConfig, TaskSample
 from minitransformer.checkpoint import (BASE_CHECKPOINT, load_base, load_checkpoint, read_checkpoint_info,
                                         save_checkpoint, sha256_of, state_sha256)
 from minitransformer.pretrain import Recipe, pretrain
-from minitransformer.train import evaluate_base_tasks, exact_match
+from minitransformer.evaluate import evaluate_base_tasks, exact_match
 
 
 def test_loss_decreases():

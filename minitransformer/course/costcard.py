@@ -22,7 +22,7 @@ MEMORY_PARTS = [  # key, legend label, colour
 REQUIRED = ("method", "chapter", "trainable", "total", "memory", "accuracy", "forgetting_em", "forgetting_loss")
 
 
-def _check_rows(rows):
+def _require_rows(rows):
     rows = list(rows)
     if not rows:
         raise ValueError("cost_card needs at least one row (one per method)")
@@ -71,12 +71,12 @@ def cost_card(rows, axes=None, title=None, current_chapter: int | None = None):
 
     rows: dicts {"method", "chapter", "trainable", "total", "memory": {weights, gradients, optimizer,
     activations} in bytes, "accuracy": [per seed], "forgetting_em": [per seed], "forgetting_loss": [per seed]}
-    (extra keys, e.g. "percent" from measure.method_profile, are ignored). Methods introduced before
+    (extra keys, e.g. "percent" from memory.method_profile, are ignored). Methods introduced before
     `current_chapter` are drawn muted; the current chapter's are highlighted (None: all highlighted).
     axes: four axes to draw into (panel 3 uses two: accuracy/exact match, then loss), or None for a new figure.
     Returns the figure.
     """
-    rows = _check_rows(rows)
+    rows = _require_rows(rows)
     later = [r["method"] for r in rows if current_chapter is not None and r["chapter"] > current_chapter]
     if later:
         raise ValueError(f"{later} are introduced after chapter {current_chapter}; a chapter's card shows its own "

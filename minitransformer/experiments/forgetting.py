@@ -8,7 +8,8 @@ from ..checkpoint import load_base
 from ..data import BASE_TASKS, TaskSampler
 from ..model import Classifier
 from ..runtime import seed_all
-from ..train import History, classification_accuracy, eval_set, evaluate_base_tasks, train
+from ..evaluate import classification_accuracy, eval_set, evaluate_base_tasks
+from ..train import History, train
 
 
 def forgetting(before: dict, after: dict) -> dict:

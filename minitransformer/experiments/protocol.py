@@ -32,7 +32,8 @@ from ..data import BASE_TASKS, IGNORE, FixedSampler, ReplaySampler, encode_lm, m
 from .forgetting import fine_tune
 from ..runtime import SMALL_DATA_SEED, VAL_SEED, setup
 from .stats import mean_ci
-from ..train import classification_accuracy, eval_set, evaluate_base_tasks, loss_on_batch
+from ..evaluate import classification_accuracy, eval_set, evaluate_base_tasks
+from ..train import loss_on_batch
 
 MAX_EXTENSIONS = 3
 METRICS = ("test_accuracy", "forgetting_em", "forgetting_loss")

@@ -185,7 +185,7 @@ def method_costs(results: dict, method: str) -> dict:
     """Deterministic facts about one method of a study: parameter counts, one training step's memory by part (a
     batch of 64 examples of the study's task, AdamW) and the size of its saved weights file."""
     from ..data import encode, make_examples
-    from ..measure import method_profile
+    from ..memory import method_profile
 
     model = prepared_model(results, method)
     costs = method_profile(model, encode(make_examples(results["task"], 64, seed=0)), lr=1e-3)
@@ -199,7 +199,7 @@ def card_rows(results: dict, up_to_chapter: int, batch: dict | None = None) -> l
     and so is the size of the file one task's weights take (`adapter_bytes`, see `adapter_file_bytes`).
     """
     from ..data import encode, make_examples
-    from ..measure import method_profile
+    from ..memory import method_profile
 
     batch = batch if batch is not None else encode(make_examples(results["task"], 64, seed=0))
     rows = []

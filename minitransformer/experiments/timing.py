@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from ..measure import training_copy
+from ..memory import training_copy
 from ..train import loss_on_batch
-from ..guards import check_int
+from ..guards import require_int
 
 
 def step_times(models: dict, batch: dict, rounds: int = 5, steps: int = 2, optimizer_cls=torch.optim.AdamW,
@@ -34,8 +34,8 @@ def step_times(models: dict, batch: dict, rounds: int = 5, steps: int = 2, optim
     """
     if not isinstance(models, dict) or not models:
         raise ValueError(f"models must be a non-empty dict {{name: model}}, got {models!r}")
-    rounds = check_int("rounds", rounds, low=1)
-    steps = check_int("steps", steps, low=1)
+    rounds = require_int("rounds", rounds, low=1)
+    steps = require_int("steps", steps, low=1)
     if not callable(clock):
         raise ValueError(f"clock must be a function returning seconds (e.g. time.process_time), got {clock!r}")
     optimizer_kwargs.setdefault("lr", 1e-3)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ..guards import check_choice, check_int
-from .core import WrapperLayer, check_new_adapter, finish_add, prepare, transactional
+from ..guards import require_choice, require_int
+from .core import WrapperLayer, require_new_adapter, finish_add, prepare, transactional
 
 PLACEMENTS = {
     "houlsby": ("attn.out_proj", "mlp.fc_out"),  # after attention and after the MLP
@@ -73,14 +73,14 @@ def add_adapters(model: nn.Module, name: str = "default", placement: str = "houl
 
     The bottleneck width is `bottleneck`, or d_model // reduction_factor when it is not given.
     """
-    lm = check_new_adapter(model, name)
-    check_choice("placement", placement, sorted(PLACEMENTS))
-    check_choice("activation", activation, sorted(ACTIVATIONS))
-    check_choice("init", init, INITS)
+    lm = require_new_adapter(model, name)
+    require_choice("placement", placement, sorted(PLACEMENTS))
+    require_choice("activation", activation, sorted(ACTIVATIONS))
+    require_choice("init", init, INITS)
     d_model = lm.config.d_model
     if bottleneck is None:
-        bottleneck = d_model // check_int("reduction_factor", reduction_factor, 1, d_model)
-    check_int("bottleneck", bottleneck, 1)
+        bottleneck = d_model // require_int("reduction_factor", reduction_factor, 1, d_model)
+    require_int("bottleneck", bottleneck, 1)
     prepare(model)
     prefix = "base." if lm is not model else ""
     wrapped = []

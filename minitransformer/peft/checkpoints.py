@@ -24,10 +24,10 @@ from safetensors.torch import load_file, save_file
 
 from ..checkpoint import sha256_of, verify_sha256
 from ..model import Classifier
-from ..guards import check_bool
+from ..guards import require_bool
 from .adapters import AdapterLayer
 from .core import (TASK_HEAD, PeftLayer, WrapperLayer, _adapter_parameter_ids, adapter_kind, adapter_names,
-                   base_fingerprint, base_state, check_new_adapter, clean_name, language_model, peft_layers, prepare,
+                   base_fingerprint, base_state, require_new_adapter, clean_name, language_model, peft_layers, prepare,
                    set_active, transactional)
 from .ia3 import IA3Layer
 from .lora import LoRALinear
@@ -192,7 +192,7 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
     lm = language_model(model)
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path must be a folder path (str or pathlib.Path), got {path!r}")
-    check_bool("trainable", trainable)
+    require_bool("trainable", trainable)
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"no adapter folder at {str(folder)!r} (save_adapter writes a folder)")
@@ -232,7 +232,7 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
     if config["layers"]:
         if name in adapter_names(model):
             raise ValueError(f"the model already has an adapter named {name!r}; pass another name= or delete it")
-        check_new_adapter(model, name)
+        require_new_adapter(model, name)
     prepare(model)
     _apply(model, config, tensors, name)
     if config["layers"]:

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ..model import Classifier, MiniTransformer
-from ..guards import check_bool
+from ..guards import require_bool
 from .layers import (LINEAR_SITES, TASK_HEAD, PeftLayer, WrapperLayer, clean_name, find_targets, innermost,
                      language_model, peft_layers, replace_module, transformer_sites, unwrap)
 from .transaction import transactional
@@ -66,7 +66,7 @@ def merged_adapters(model: nn.Module) -> list[str]:
     return names
 
 
-def _check_names(model, names, what: str = "names") -> list[str]:
+def _require_names(model, names, what: str = "names") -> list[str]:
     existing = adapter_names(model)
     if isinstance(names, str):
         names = [names]
@@ -82,7 +82,7 @@ def _check_names(model, names, what: str = "names") -> list[str]:
 _RESERVED = set(dir(nn.ModuleDict())) | set(dir(nn.ParameterDict()))
 
 
-def check_new_adapter(model: nn.Module, name) -> MiniTransformer:
+def require_new_adapter(model: nn.Module, name) -> MiniTransformer:
     """Everything an add_* checks before it changes anything: the model, a new and valid name, no merged
     adapter (a new adapter becomes the only active one, and a merged one cannot stop computing)."""
     lm = language_model(model)
@@ -101,7 +101,7 @@ def check_new_adapter(model: nn.Module, name) -> MiniTransformer:
     return lm
 
 
-def _check_activation(model, names) -> None:
+def _require_activation(model, names) -> None:
     for layer_name, layer in peft_layers(model):
         for name in layer.active:
             if name not in names:
@@ -114,7 +114,7 @@ def _check_activation(model, names) -> None:
 
 def set_trainable(model: nn.Module, names) -> None:
     """Freeze everything except the named adapters and the task head (if any)."""
-    names = _check_names(model, names)
+    names = _require_names(model, names)
     model.requires_grad_(False)
     if isinstance(model, Classifier):
         model.head.requires_grad_(True)
@@ -129,9 +129,9 @@ def set_trainable(model: nn.Module, names) -> None:
 def set_active(model: nn.Module, names, trainable: bool = True) -> None:
     """Make exactly `names` (one name or a list) the active adapters; with trainable, only they train."""
     language_model(model)
-    names = _check_names(model, names)
-    check_bool("trainable", trainable)
-    _check_activation(model, names)
+    names = _require_names(model, names)
+    require_bool("trainable", trainable)
+    _require_activation(model, names)
     for _, layer in peft_layers(model):
         layer.active = [n for n in names if n in layer.adapter_names()]
     if trainable:
@@ -159,7 +159,7 @@ def delete_adapter(model: nn.Module, name: str) -> None:
     language_model(model)
     if not isinstance(name, str):
         raise TypeError(f"name must be an adapter name (a str), got {name!r}")
-    _check_names(model, name)
+    _require_names(model, name)
     layers = [(n, l) for n, l in reversed(peft_layers(model)) if name in l.adapter_names()]
     for _, layer in layers:  # check every layer before deleting from any
         layer.can_deactivate(name)
@@ -171,7 +171,7 @@ def delete_adapter(model: nn.Module, name: str) -> None:
 
 def describe(model: nn.Module) -> str:
     """A readable account of the adapters on a model: where, which kind, active, trainable."""
-    from ..measure import parameter_summary
+    from ..counts import parameter_summary
 
     language_model(model)
     lines = []

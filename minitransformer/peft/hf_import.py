@@ -44,7 +44,7 @@ def _read(folder: Path) -> tuple[dict, dict[str, torch.Tensor], dict]:
     return config, tensors, metadata
 
 
-def _check_options(config: dict) -> str:
+def _require_options(config: dict) -> str:
     peft_type = config["peft_type"]
     if peft_type not in SETTINGS:
         raise ValueError(f"peft_type {peft_type!r} is not supported: import_hf reads LORA and IA3 adapters")
@@ -164,7 +164,7 @@ def import_hf(model: nn.Module, folder, name: str = "default", trainable: bool =
     that adapter. A file that does not fit raises and changes nothing (`transactional`)."""
     folder = Path(folder)
     config, tensors, metadata = _read(folder)
-    _check_options(config)
+    _require_options(config)
     if name in adapter_names(model):
         raise ValueError(f"the model already has an adapter named {name!r}; pass another name= or delete it")
     expected = metadata.get(FINGERPRINT_KEY)

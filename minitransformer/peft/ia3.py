@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (WrapperLayer, check_new_adapter, find_targets, finish_add, language_model, prepare, transactional,
+from .core import (WrapperLayer, require_new_adapter, find_targets, finish_add, language_model, prepare, transactional,
                    transformer_sites)
 
 DEFAULT_TARGETS = ("k_proj", "v_proj", "mlp.act")
@@ -78,7 +78,7 @@ def ia3_candidates(model: nn.Module) -> dict[str, tuple[nn.Module, int]]:
 @transactional
 def add_ia3(model: nn.Module, name: str = "default", targets=DEFAULT_TARGETS) -> list[str]:
     """Add IA3 scaling vectors `name` to the targets (default: keys, values, MLP activations)."""
-    check_new_adapter(model, name)
+    require_new_adapter(model, name)
     candidates = ia3_candidates(model)
     found = find_targets(targets, {n: m for n, (m, _) in candidates.items()}, "layer IA3 can scale")
     prepare(model)

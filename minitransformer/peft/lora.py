@@ -13,16 +13,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..quantize import QuantizedLinear
-from ..guards import check_bool, check_int, check_number
-from .core import (TASK_HEAD, WrapperLayer, check_new_adapter, find_targets, finish_add, innermost, language_model,
+from ..guards import require_bool, require_int, require_number
+from .core import (TASK_HEAD, WrapperLayer, require_new_adapter, find_targets, finish_add, innermost, language_model,
                    peft_layers, prepare, replace_module, transactional, transformer_sites)
 
 
 def lora_settings(r=8, alpha=8, dropout=0.0, rslora=False) -> dict:
     """LoRA's hyper-parameters, checked: r a positive int, alpha a positive number, dropout in [0, 1)."""
-    return {"r": check_int("LoRA rank r", r, 1), "alpha": check_number("LoRA alpha", alpha, 0, low_open=True),
-            "dropout": check_number("LoRA dropout", dropout, 0, 1, high_open=True),
-            "rslora": check_bool("rslora", rslora)}
+    return {"r": require_int("LoRA rank r", r, 1), "alpha": require_number("LoRA alpha", alpha, 0, low_open=True),
+            "dropout": require_number("LoRA dropout", dropout, 0, 1, high_open=True),
+            "rslora": require_bool("rslora", rslora)}
 
 
 class LoRALinear(WrapperLayer):
@@ -118,7 +118,7 @@ def add_lora(model: nn.Module, name: str = "default", targets=("q_proj", "v_proj
     against whole names, or a list of exact names or suffixes (the default: q and v projections).
     Everything is checked before the model changes.
     """
-    check_new_adapter(model, name)
+    require_new_adapter(model, name)
     settings = lora_settings(r, alpha, dropout, rslora)
     candidates = linear_layers(model)
     if targets == "all-linear":
@@ -156,7 +156,7 @@ def _names_to_merge(model, name):
     return names
 
 
-def _check_mergeable(layer_name: str, layer: LoRALinear) -> None:
+def _require_mergeable(layer_name: str, layer: LoRALinear) -> None:
     if isinstance(layer.base_layer, QuantizedLinear):
         raise ValueError(f"cannot merge into a quantized weight ({layer_name} has a quantized base weight): merging "
                          "would have to quantize the sum "
@@ -179,7 +179,7 @@ def merge_lora(model: nn.Module, name: str | None = None) -> None:
             if adapter not in layer.active:
                 raise ValueError(f"LoRA adapter {adapter!r} is not active; merged adapters always compute, so "
                                  f"set_active it first (e.g. peft.set_active(model, {adapter!r}))")
-            _check_mergeable(layer_name, layer)
+            _require_mergeable(layer_name, layer)
     for adapter in names:
         for _, layer in lora_layers(model, adapter):
             layer.merge(adapter)
@@ -214,7 +214,7 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
         raise ValueError(f"merge_and_unload makes a plain model, but other adapters remain: {others[:3]}; "
                          "delete_adapter them (or merge_ia3 and delete) first")
     for layer_name, layer in layers:
-        _check_mergeable(layer_name, layer)
+        _require_mergeable(layer_name, layer)
     for layer_name, layer in reversed(layers):
         for adapter in layer.active:  # merged adapters are always active (can_deactivate guards it)
             if adapter not in layer.merged:

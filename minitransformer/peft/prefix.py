@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..guards import check_choice, check_int
-from .core import PeftLayer, check_new_adapter, finish_add, prepare, transactional
+from ..guards import require_choice, require_int
+from .core import PeftLayer, require_new_adapter, finish_add, prepare, transactional
 
 INITS = ("tokens", "random")
 
@@ -55,14 +55,14 @@ def add_prefix(model: nn.Module, name: str = "default", length: int = 8, init: s
     init="tokens" starts each layer's prefix from the keys and values the layer computes for random
     vocabulary tokens (a realistic scale); "random" starts from small Gaussian noise.
     """
-    lm = check_new_adapter(model, name)
-    check_choice("init", init, INITS)
+    lm = require_new_adapter(model, name)
+    require_choice("init", init, INITS)
     block = lm.config.block_size
-    check_int("prefix length", length, 1)
+    require_int("prefix length", length, 1)
     if init == "tokens" and length > block:  # computed from the embeddings of the first `length` positions
         raise ValueError(f"prefix length must be at most block_size={block} with init='tokens', got {length}; "
                          "use init='random' for a longer prefix")
-    check_int("seed", seed, None)
+    require_int("seed", seed, None)
     prepare(model)
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, lm.config.vocab_size, (length,), generator=generator)

@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 
 from ..tokenizer import tokenizer
-from ..guards import check_choice, check_int
-from .core import PeftLayer, check_new_adapter, finish_add, prepare, transactional
+from ..guards import require_choice, require_int
+from .core import PeftLayer, require_new_adapter, finish_add, prepare, transactional
 
 
 POSITIONS = ("keep", "shift")
@@ -68,12 +68,12 @@ def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: s
     small Gaussian noise, and any other string from the embeddings of that text's characters.
     positions: "keep" or "shift" (see the module's docstring).
     """
-    lm = check_new_adapter(model, name)
-    check_choice("positions", positions, POSITIONS)
-    check_int("prompt length", length, 1)
+    lm = require_new_adapter(model, name)
+    require_choice("positions", positions, POSITIONS)
+    require_int("prompt length", length, 1)
     if length >= lm.config.block_size:
         raise ValueError(f"a prompt of {length} tokens leaves no room for input in a context of {lm.config.block_size}")
-    check_int("seed", seed, None)
+    require_int("seed", seed, None)
     if not isinstance(init, str) or not init:
         raise ValueError(f"init must be 'vocab', 'random' or a text of `length` characters, got {init!r}")
     if init not in ("vocab", "random"):

@@ -10,7 +10,7 @@ import re
 
 import torch.nn as nn
 
-from ..guards import check_int
+from ..guards import require_int
 from .core import TASK_HEAD, language_model, prepare, transactional
 
 METHODS = ("head", "last_k", "first_k", "bitfit", "layernorm", "full")
@@ -59,7 +59,7 @@ def _block_patterns(model: nn.Module, last, first) -> list[str]:
     if (last is None) == (first is None):
         raise ValueError("give exactly one of last=k or first=k")
     n_layer = len(language_model(model).blocks)
-    k = check_int("k", last if last is not None else first, 0, n_layer,
+    k = require_int("k", last if last is not None else first, 0, n_layer,
                   hint=f"{'last' if last is not None else 'first'}=k; the model has {n_layer} blocks")
     chosen = range(n_layer - k, n_layer) if last is not None else range(k)
     return [rf"(^|\.)blocks\.{i}\." for i in chosen]

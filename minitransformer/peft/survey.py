@@ -5,7 +5,7 @@
 
 from .. import Classifier, load_base
 from ..checkpoint import BASE_CHECKPOINT
-from ..measure import count_parameters
+from ..counts import count_parameters
 from .checkpoints import adapter_file_bytes
 from .methods import METHODS, prepare
 

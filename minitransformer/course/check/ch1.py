@@ -5,9 +5,9 @@ import numbers
 
 import torch
 
-from ... import measure
+from ... import counts
 from ... import model as reference_model
-from ...measure import parameter_count_formula, parameter_count_from_config
+from ...counts import parameter_count_formula, parameter_count_from_config
 from ...model import ModelConfig
 from .core import Part, call_learner, call_probe, checker, close, generator, pick, register, seed
 
@@ -212,8 +212,8 @@ def _diagnose_count(got, config, label) -> str:
 
 
 @register("1.3", "the parameter-count formula", len(_CONFIGS), parameter_count_from_config,
-          "minitransformer.measure.parameter_count_from_config",
-          forbidden=(parameter_count_formula, measure.count_parameters, reference_model.MiniTransformer,
+          "minitransformer.counts.parameter_count_from_config",
+          forbidden=(parameter_count_formula, counts.count_parameters, reference_model.MiniTransformer,
                      reference_model.Classifier))
 def _check_count(count_fn):
     for config in pick(4, _CONFIGS, _hidden_configs()):

@@ -8,7 +8,7 @@ import torch
 from ... import calculator
 from ...calculator import GPT2, DecoderShape, step_memory
 from ...data import BASE_TASKS, TaskSampler, encode, make_examples
-from ...measure import ActivationMeter, forward_activation_bytes
+from ...memory import ActivationMeter, forward_activation_bytes
 from ...model import Classifier, MiniTransformer, ModelConfig
 from ...train import loss_on_batch
 from .core import Part, call_learner, checker, pick, register, seed
@@ -50,7 +50,7 @@ def _cases():
 
 
 @register("2.1", "activation bytes with saved-tensor hooks", 3, forward_activation_bytes,
-          "minitransformer.measure.forward_activation_bytes", forbidden=(ActivationMeter,))
+          "minitransformer.memory.forward_activation_bytes", forbidden=(ActivationMeter,))
 def _check_activation_bytes(fn):
     for label, model, batch in _cases():
         got = call_learner(fn, model, batch)

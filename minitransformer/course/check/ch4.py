@@ -4,9 +4,9 @@ import copy
 
 import torch
 
-from ... import measure
+from ... import counts
 from ...checkpoint import load_base
-from ...measure import count_parameters
+from ...counts import count_parameters
 from ...model import Classifier, MiniTransformer, ModelConfig
 from ...peft import selective
 from ...peft.selective import select
@@ -88,8 +88,8 @@ def _models():
             ("a language model with only its LM head trainable", c)]
 
 
-@register("4.3", "count what is trainable", 3, count_parameters, "minitransformer.measure.count_parameters",
-          forbidden=(measure.parameters_by_component,))
+@register("4.3", "count what is trainable", 3, count_parameters, "minitransformer.counts.count_parameters",
+          forbidden=(counts.parameters_by_component,))
 def _check_count(fn):
     for label, model in _models():
         got = call_learner(fn, model)

@@ -8,7 +8,7 @@ its squared norm) and its Frobenius norm. Nothing is chosen here (one rate per m
 
 from ... import peft
 from ...checkpoint import load_base
-from ...measure import effective_rank
+from ...counts import effective_rank
 from ...peft.lora import LoRALinear
 from ..protocol import Method, Study
 from ..results import load_study
