@@ -78,7 +78,7 @@ def test_a_notebook_that_loops_or_writes_the_course_keeps_its_exercise_points(tm
     assert result.run == "time-out after 40 s" and points(result) == FULL_CH1
     writer = attacks.mini_solution(extra_cells=[(1, f"open({str(attacks.CANARY)!r}, 'w').write('hacked')")])
     result = grade(write(writer, tmp_path / "writer.ipynb"), 1, timeout=180)
-    assert result.run.startswith("error in code cell 2: OSError") and points(result) == FULL_CH1
+    assert result.run.startswith("error in cell 2 (counting every cell from the top, text cells too): OSError") and points(result) == FULL_CH1
     assert attacks.CANARY.read_text().startswith("A file the hostile submissions try to overwrite")
 
 

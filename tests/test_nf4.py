@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minitransformer import calculator
-from minitransformer.nf4 import dequantize_nf4, double_quantized_bits, nf4_levels, quantize_nf4
+from minitransformer.quantize import dequantize_nf4, double_quantized_bits, nf4_levels, quantize_nf4
 from minitransformer.quantize import dequantize, quantize
 
 # The NF4 levels as published with QLoRA (bitsandbytes), rounded to 4 digits.

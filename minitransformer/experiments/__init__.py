@@ -6,23 +6,20 @@
 - `studies/`: one module per study, and `studies/results/NAME.json`, what it computed;
 - `stats` (means and intervals), `timing` (step times on one batch).
 
-Notebooks import what they need from here in one line. `python -m minitransformer.experiments STUDY` runs a
+Notebooks import what they need from here in one line (the names below; the rest stays in its module). `python -m minitransformer.experiments STUDY` runs a
 study and writes its results file (see `__main__`).
 """
 
 from __future__ import annotations
 
-from .protocol import (MAX_EXTENSIONS, METRICS, SMALL_DATA_SEED, VAL_SEED, Method, Run, Study, base_loss,
-                       base_scores, choose_lr, run_one, run_study, score_run, study_definition, study_run, summarise,
+from .protocol import (METRICS, SMALL_DATA_SEED, Study, base_loss, base_scores, choose_lr, run_study, summarise,
                        test_set, val_set)
-from .forgetting import best_step, fine_tune, forgetting
-from .results import (LIVE_SEED_OFFSET, LOSS_CEILING, RECHECKED, RESULTS, SPREAD, adapter_file_bytes, allowed_range,
-                      card_rows, check_consistent, comparable, live_seed, load_study, method_costs, prepared_model,
-                      recheck, reported_runs, results_path, sample_runs, seed_values)
+from .forgetting import fine_tune, forgetting
+from .results import (LIVE_SEED_OFFSET, LOSS_CEILING, RECHECKED, RESULTS, SPREAD, allowed_range, card_rows,
+                      check_consistent, comparable, live_seed, load_study, method_costs, prepared_model, recheck,
+                      reported_runs, sample_runs, seed_values)
 
-__all__ = ["MAX_EXTENSIONS", "METRICS", "SMALL_DATA_SEED", "VAL_SEED", "Method", "Run", "Study", "base_loss",
-           "base_scores", "choose_lr", "run_one", "run_study", "score_run", "study_definition", "study_run",
-           "summarise", "test_set", "val_set", "LIVE_SEED_OFFSET", "LOSS_CEILING", "RECHECKED", "RESULTS", "SPREAD",
-           "adapter_file_bytes", "allowed_range", "card_rows", "check_consistent", "comparable", "live_seed",
-           "load_study", "method_costs", "prepared_model", "recheck", "reported_runs", "results_path",
-           "sample_runs", "seed_values", "best_step", "fine_tune", "forgetting"]
+__all__ = ["METRICS", "SMALL_DATA_SEED", "Study", "base_loss", "base_scores", "choose_lr", "run_study", "summarise",
+           "test_set", "val_set", "fine_tune", "forgetting", "LIVE_SEED_OFFSET", "LOSS_CEILING", "RECHECKED",
+           "RESULTS", "SPREAD", "allowed_range", "card_rows", "check_consistent", "comparable", "live_seed",
+           "load_study", "method_costs", "prepared_model", "recheck", "reported_runs", "sample_runs", "seed_values"]

@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from ..checkpoint import load_base
-from ..peft.checkpoints import adapter_file_bytes
+from ..peft.saving import adapter_file_bytes
 from .protocol import METRICS, Run, study_definition, study_run
 from ..tokenizer import VOCAB
 
@@ -181,36 +181,32 @@ def prepared_model(results: dict, method: str):
     return model
 
 
-def method_costs(results: dict, method: str) -> dict:
-    """Deterministic facts about one method of a study: parameter counts, one training step's memory by part (a
-    batch of 64 examples of the study's task, AdamW) and the size of its saved weights file."""
+def method_costs(results: dict, method: str, batch: dict | None = None) -> dict:
+    """Deterministic facts about one method of a study: parameter counts, one training step's memory by part (on
+    `batch`, by default 64 examples of the study's task; AdamW, whose state does not depend on the rate) and the
+    size of its saved weights file (`adapter_bytes`, see `adapter_file_bytes`)."""
     from ..data import encode, make_examples
     from ..memory import method_profile
 
     model = prepared_model(results, method)
-    costs = method_profile(model, encode(make_examples(results["task"], 64, seed=0)), lr=1e-3)
-    return {**costs, "adapter_bytes": adapter_file_bytes(model)}
-
-def card_rows(results: dict, up_to_chapter: int, batch: dict | None = None) -> list[dict]:
-    """Rows for the cost card (`course.plotting.cost_card`): every tuned method of a study introduced up to `up_to_chapter`.
-
-    Accuracy and forgetting (per seed, test set, at the chosen rate) come from the study's results; parameter
-    counts and training-step memory are measured live on `batch` (64 examples of the study's task by default),
-    and so is the size of the file one task's weights take (`adapter_bytes`, see `adapter_file_bytes`).
-    """
-    from ..data import encode, make_examples
-    from ..memory import method_profile
-
     batch = batch if batch is not None else encode(make_examples(results["task"], 64, seed=0))
+    return {**method_profile(model, batch), "adapter_bytes": adapter_file_bytes(model)}
+
+
+def card_rows(results: dict, up_to_chapter: int) -> list[dict]:
+    """Rows for the cost card (`course.costcard.cost_card`): every tuned method of a study introduced up to
+    `up_to_chapter`. Costs are measured live (`method_costs`); accuracy and forgetting (per seed, test set, at the
+    chosen rate) come from the study's results."""
+    from ..data import encode, make_examples
+
+    batch = encode(make_examples(results["task"], 64, seed=0))
     rows = []
     for name, entry in results["methods"].items():
         if entry["chapter"] > up_to_chapter or "test" not in entry:
             continue
-        model = prepared_model(results, name)
-        profile = method_profile(model, batch)
-        rows.append({"method": name, "chapter": entry["chapter"], "trainable": profile["trainable"],
-                     "total": profile["total"], "memory": profile["memory"],
-                     "adapter_bytes": adapter_file_bytes(model),
+        costs = method_costs(results, name, batch)
+        rows.append({"method": name, "chapter": entry["chapter"], "trainable": costs["trainable"],
+                     "total": costs["total"], "memory": costs["memory"], "adapter_bytes": costs["adapter_bytes"],
                      "accuracy": entry["test"]["test_accuracy"], "forgetting_em": entry["test"]["forgetting_em"],
                      "forgetting_loss": entry["test"]["forgetting_loss"]})
     return rows

@@ -14,7 +14,7 @@ Shared verbs: `set_active`, `disable_adapters` (context manager), `delete_adapte
 """
 
 from .adapters import AdapterLayer, BottleneckAdapter, add_adapters
-from .checkpoints import base_fingerprint, load_adapter, read_adapter_config, save_adapter
+from .saving import base_fingerprint, load_adapter, read_adapter_config, save_adapter
 from .core import (PeftLayer, active_adapters, adapter_names, delete_adapter, describe, disable_adapters,
                    peft_layers, set_active)
 from .ia3 import IA3Layer, add_ia3, merge_ia3, unmerge_ia3

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..guards import require_choice, require_int
-from .core import WrapperLayer, require_new_adapter, finish_add, prepare, transactional
+from .core import WrapperLayer, require_new_adapter, finish_add, remember_base, transactional
 
 PLACEMENTS = {
     "houlsby": ("attn.out_proj", "mlp.fc_out"),  # after attention and after the MLP
@@ -81,7 +81,7 @@ def add_adapters(model: nn.Module, name: str = "default", placement: str = "houl
     if bottleneck is None:
         bottleneck = d_model // require_int("reduction_factor", reduction_factor, 1, d_model)
     require_int("bottleneck", bottleneck, 1)
-    prepare(model)
+    remember_base(model)
     prefix = "base." if lm is not model else ""
     wrapped = []
     for i in range(len(lm.blocks)):

@@ -14,7 +14,7 @@ active one, and leaves only it (and a task head, if the model has one) trainable
 Rules every verb keeps: an adapter name is unique across the model and across kinds; a call that changes
 the model checks everything first and, if it raises, leaves the model exactly as it was (`transactional`
 is the backstop); methods that cannot compose are refused up front with the order that works.
-Imports flow one way: layers <- core <- the methods <- checkpoints.
+Imports flow one way: layers <- core <- the methods <- saving <- hf.
 """
 
 from __future__ import annotations
@@ -192,14 +192,14 @@ def describe(model: nn.Module) -> str:
     return "\n".join(lines) if lines else "no adapters"
 
 
-def _adapter_parameter_ids(lm) -> set[int]:
+def adapter_parameter_ids(lm) -> set[int]:
     return {id(p) for _, layer in peft_layers(lm) for n in layer.adapter_names() for p in layer.adapter_parameters(n)}
 
 
 def base_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The base language model's own weights, by their unwrapped names, as they were before any merge."""
     lm = language_model(model)
-    adapters = _adapter_parameter_ids(lm)
+    adapters = adapter_parameter_ids(lm)
     originals = {f"{n}.base_layer.weight": l.original_weight for n, l in peft_layers(lm)
                  if getattr(l, "merged", None) and getattr(l, "original_weight", None) is not None}
     state = {clean_name(name): originals.get(name, p).detach()
@@ -217,7 +217,7 @@ def base_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def prepare(model: nn.Module) -> MiniTransformer:
+def remember_base(model: nn.Module) -> MiniTransformer:
     """Record the base model's fingerprint before anything is trained (saving checks it later)."""
     lm = language_model(model)
     if getattr(lm, "_base_fingerprint", None) is None:

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (WrapperLayer, require_new_adapter, find_targets, finish_add, language_model, prepare, transactional,
+from .core import (WrapperLayer, require_new_adapter, find_targets, finish_add, language_model, remember_base, transactional,
                    transformer_sites)
 
 DEFAULT_TARGETS = ("k_proj", "v_proj", "mlp.act")
@@ -81,7 +81,7 @@ def add_ia3(model: nn.Module, name: str = "default", targets=DEFAULT_TARGETS) ->
     require_new_adapter(model, name)
     candidates = ia3_candidates(model)
     found = find_targets(targets, {n: m for n, (m, _) in candidates.items()}, "layer IA3 can scale")
-    prepare(model)
+    remember_base(model)
     for layer_name in found:
         features = candidates[layer_name][1]
         IA3Layer.at_site(model, layer_name, lambda module: IA3Layer(module, features)).add(name)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..quantize import QuantizedLinear
 from ..guards import require_bool, require_int, require_number
 from .core import (TASK_HEAD, WrapperLayer, require_new_adapter, find_targets, finish_add, innermost, language_model,
-                   peft_layers, prepare, replace_module, transactional, transformer_sites)
+                   peft_layers, remember_base, replace_module, transactional, transformer_sites)
 
 
 def lora_settings(r=8, alpha=8, dropout=0.0, rslora=False) -> dict:
@@ -124,7 +124,7 @@ def add_lora(model: nn.Module, name: str = "default", targets=("q_proj", "v_proj
     if targets == "all-linear":
         targets = [n for n in candidates if n.split(".")[-1] not in ("lm_head", "head")]
     found = find_targets(targets, candidates, "linear layer")
-    prepare(model)
+    remember_base(model)
     for layer_name in found:
         LoRALinear.at_site(model, layer_name, LoRALinear).add(name, **settings)
     finish_add(model, name)

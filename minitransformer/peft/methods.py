@@ -2,7 +2,8 @@
 prepares a model.
 
 `METHODS[name](model)` freezes and adds what the method trains on a `Classifier` (None: full fine-tuning, where
-every parameter trains and there is nothing to prepare). The showdown and chapter 4's studies, the survey table
+every parameter trains and there is nothing to prepare). Every study (those that sweep a setting build their
+variants with the same add_* verbs), the survey table
 (`python -m minitransformer.peft`) and the figure styles (one colour and marker per method, in this order) all
 read this list.
 """

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from ..guards import require_choice, require_int
-from .core import PeftLayer, require_new_adapter, finish_add, prepare, transactional
+from .core import PeftLayer, require_new_adapter, finish_add, remember_base, transactional
 
 INITS = ("tokens", "random")
 
@@ -63,7 +63,7 @@ def add_prefix(model: nn.Module, name: str = "default", length: int = 8, init: s
         raise ValueError(f"prefix length must be at most block_size={block} with init='tokens', got {length}; "
                          "use init='random' for a longer prefix")
     require_int("seed", seed, None)
-    prepare(model)
+    remember_base(model)
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, lm.config.vocab_size, (length,), generator=generator)
     names = []

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from ..tokenizer import tokenizer
 from ..guards import require_choice, require_int
-from .core import PeftLayer, require_new_adapter, finish_add, prepare, transactional
+from .core import PeftLayer, require_new_adapter, finish_add, remember_base, transactional
 
 
 POSITIONS = ("keep", "shift")
@@ -83,7 +83,7 @@ def add_prompt(model: nn.Module, name: str = "default", length: int = 8, init: s
         if bad:
             raise ValueError(f"init text {init!r} has character {bad[0]!r}, which is not in the vocabulary "
                              f"{tokenizer.vocab!r} (init must be 'vocab', 'random' or a text)")
-    prepare(model)
+    remember_base(model)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         if init == "vocab":

@@ -11,15 +11,15 @@ import re
 import torch.nn as nn
 
 from ..guards import require_int
-from .core import TASK_HEAD, language_model, prepare, transactional
+from .core import TASK_HEAD, language_model, remember_base, transactional
 
-METHODS = ("head", "last_k", "first_k", "bitfit", "layernorm", "full")
+SELECTIONS = ("head", "last_k", "first_k", "bitfit", "layernorm", "full")
 
 
 @transactional
 def freeze_base(model: nn.Module) -> None:
     """Freeze every parameter except a task head."""
-    prepare(model)
+    remember_base(model)
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(TASK_HEAD + "."))
 
@@ -88,8 +88,8 @@ def unfreeze_layernorms(model: nn.Module) -> list[str]:
 def select(model: nn.Module, method: str, k: int = 1) -> list[str]:
     """One call for the usual recipes: "head", "last_k", "first_k", "bitfit", "layernorm", "full"."""
     language_model(model)
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if not isinstance(method, str) or method not in SELECTIONS:
+        raise ValueError(f"method must be one of {', '.join(SELECTIONS)}; got {method!r}")
     if method in ("last_k", "first_k"):
         _block_patterns(model, k if method == "last_k" else None, k if method == "first_k" else None)
     freeze_base(model)

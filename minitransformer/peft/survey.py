@@ -6,7 +6,7 @@
 from .. import Classifier, load_base
 from ..checkpoint import BASE_CHECKPOINT
 from ..counts import count_parameters
-from .checkpoints import adapter_file_bytes
+from .saving import adapter_file_bytes
 from .methods import METHODS, prepare
 
 

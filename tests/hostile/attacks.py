@@ -250,5 +250,5 @@ raise ValueError('after the flood')
 RUN_ATTACKS = {
     "flood_fd1.ipynb": dict(extra_cells=[(1, "import os\nos.write(1, b'x' * 300_000)\nos.write(2, b'y' * 300_000)")],
                             run="ok"),
-    "forge_status.ipynb": dict(extra_cells=[(1, FORGE_STATUS)], run="error in code cell 2: ValueError: after the flood"),
+    "forge_status.ipynb": dict(extra_cells=[(1, FORGE_STATUS)], run="error in cell 2 (counting every cell from the top, text cells too): ValueError: after the flood"),
 }

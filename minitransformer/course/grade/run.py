@@ -79,13 +79,12 @@ RUNNER = (
     "    client.execute()\n"
     "except DeadKernelError:\n"
     "    report('the kernel died')\n"
-    "code_cells = [c for c in nb.cells if c.cell_type == 'code']\n"
-    "for i, cell in enumerate(code_cells, 1):\n"
-    "    if 'raises-exception' in cell.metadata.get('tags', []):\n"
+    "for i, cell in enumerate(nb.cells, 1):  # numbered as a reader counts them, text cells included\n"
+    "    if cell.cell_type != 'code' or 'raises-exception' in cell.metadata.get('tags', []):\n"
     "        continue  # a cell the course marks as meant to raise (it shows an error message)\n"
     "    for out in cell.get('outputs', []):\n"
     "        if out.get('output_type') == 'error':\n"
-    "            report(f\"error in code cell {i}: {out.get('ename')}: {str(out.get('evalue'))[:120]}\")\n"
+    "            report(f\"error in cell {i} (counting every cell from the top, text cells too): {out.get('ename')}: {str(out.get('evalue'))[:120]}\")\n"
     "report('ok')\n"
 )
 STATUS_WINDOW = 8192  # bytes of the channel kept while reading it: a status line is at most 2000

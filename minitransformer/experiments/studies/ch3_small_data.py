@@ -6,14 +6,14 @@ learning rate chosen on validation over 5 seeds (grid extended when the best rat
 also records its accuracy on its 32 training examples, so memorisation shows as train far above test.
 """
 
-from ... import peft
+from ...peft.methods import METHODS
 from ..protocol import Method, Study
 
 STUDY = Study(
     name="ch3_small_data",
     description=__doc__.strip(),
     methods={
-        "full": Method(None, (1e-3, 3e-3, 1e-2, 3e-2), chapter=3, n_train=32),
-        "head only": Method(peft.freeze_base, (3e-3, 1e-2, 3e-2, 1e-1, 3e-1), chapter=3, n_train=32),
+        "full": Method(METHODS["full"], (1e-3, 3e-3, 1e-2, 3e-2), chapter=3, n_train=32),
+        "head only": Method(METHODS["head only"], (3e-3, 1e-2, 3e-2, 1e-1, 3e-1), chapter=3, n_train=32),
     },
 )

@@ -6,10 +6,10 @@ and value projections of both blocks, the effective rank of the weight change (s
 its squared norm) and its Frobenius norm. Nothing is chosen here (one rate per method), so the study is not tuned.
 """
 
-from ... import peft
 from ...checkpoint import load_base
 from ...counts import effective_rank
 from ...peft.lora import LoRALinear
+from ...peft.methods import METHODS
 from ..protocol import Method, Study
 from ..results import load_study
 
@@ -36,8 +36,8 @@ STUDY = Study(
     name="ch6_spectrum",
     description=__doc__.strip(),
     methods={
-        "full": Method(None, (CHOSEN["full"],), chapter=3),
-        "LoRA q,v r=8": Method(lambda m: peft.add_lora(m, r=8, alpha=8), (CHOSEN["LoRA q,v r=8"],), chapter=6),
+        "full": Method(METHODS["full"], (CHOSEN["full"],), chapter=3),
+        "LoRA q,v r=8": Method(METHODS["LoRA q,v r=8"], (CHOSEN["LoRA q,v r=8"],), chapter=6),
     },
     tune=False,
     extra_metrics=weight_changes,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ..model import Classifier
-from .checkpoints import CONFIG_FILE, WEIGHTS_FILE  # HF PEFT names its two files as the course does
-from .core import TASK_HEAD
+from ...model import Classifier
+from ..saving import CONFIG_FILE, WEIGHTS_FILE  # noqa: F401 (HF PEFT names its two files as the course does)
+from ..core import TASK_HEAD
 
 PREFIX = "base_model.model."  # HF PEFT names every tensor from the PeftModel down
 FINGERPRINT_KEY = "minitransformer_base_fingerprint"

@@ -1,5 +1,5 @@
-"""`import_hf`: read an adapter folder that Hugging Face PEFT's save_pretrained wrote (see hf.py for what is
-compatible)."""
+"""`import_hf`: read an adapter folder that Hugging Face PEFT's save_pretrained wrote (see the package's docstring
+for what is compatible)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import torch
 import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 
-from ..model import Classifier
-from .checkpoints import base_fingerprint
-from .core import TASK_HEAD, adapter_names, language_model, prepare, set_active, transactional
-from .hf_names import (CONFIG_FILE, DESCRIPTIVE_OPTIONS, FINGERPRINT_KEY, PLAIN_INITS, PREFIX, SETTINGS,
+from ...model import Classifier
+from ..saving import base_fingerprint
+from ..core import TASK_HEAD, adapter_names, language_model, remember_base, set_active, transactional
+from .names import (CONFIG_FILE, DESCRIPTIVE_OPTIONS, FINGERPRINT_KEY, PLAIN_INITS, PREFIX, SETTINGS,
                        WEIGHTS_FILE, course_name)
-from .ia3 import IA3Layer
-from .layers import innermost, unwrap
-from .lora import LoRALinear, linear_layers
+from ..ia3 import IA3Layer
+from ..layers import innermost, unwrap
+from ..lora import LoRALinear, linear_layers
 
 
 def _read(folder: Path) -> tuple[dict, dict[str, torch.Tensor], dict]:
@@ -105,7 +105,7 @@ def _apply(model: nn.Module, config: dict, tensors: dict[str, torch.Tensor], nam
     elif head:
         raise ValueError(f"the HF adapter comes with a {head['weight'].shape[0]}-class task head; import it into "
                          f"Classifier(base, num_classes={head['weight'].shape[0]})")
-    prepare(model)
+    remember_base(model)
     linears = linear_layers(lm)
     for layer_name, parts in sorted(adapters.items()):
         if layer_name == TASK_HEAD and isinstance(model, Classifier):

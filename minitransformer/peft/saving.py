@@ -26,8 +26,8 @@ from ..checkpoint import sha256_of, verify_sha256
 from ..model import Classifier
 from ..guards import require_bool
 from .adapters import AdapterLayer
-from .core import (TASK_HEAD, PeftLayer, WrapperLayer, _adapter_parameter_ids, adapter_kind, adapter_names,
-                   base_fingerprint, base_state, require_new_adapter, clean_name, language_model, peft_layers, prepare,
+from .core import (TASK_HEAD, PeftLayer, WrapperLayer, adapter_kind, adapter_names, adapter_parameter_ids,
+                   base_fingerprint, clean_name, language_model, peft_layers, remember_base, require_new_adapter,
                    set_active, transactional)
 from .ia3 import IA3Layer
 from .lora import LoRALinear
@@ -70,7 +70,7 @@ def _adapter_tensors(lm, name: str) -> dict[str, torch.Tensor]:
 
 
 def _trained_base_parameters(lm) -> dict[str, torch.Tensor]:
-    adapters = _adapter_parameter_ids(lm)
+    adapters = adapter_parameter_ids(lm)
     return {BASE_PREFIX + _clean(n): p for n, p in lm.named_parameters() if p.requires_grad and id(p) not in adapters}
 
 
@@ -233,7 +233,7 @@ def load_adapter(model: nn.Module, path, name: str | None = None, trainable: boo
         if name in adapter_names(model):
             raise ValueError(f"the model already has an adapter named {name!r}; pass another name= or delete it")
         require_new_adapter(model, name)
-    prepare(model)
+    remember_base(model)
     _apply(model, config, tensors, name)
     if config["layers"]:
         set_active(model, name, trainable=trainable)
