@@ -16,6 +16,29 @@ from .tokenizer import END, tokenizer
 
 
 @torch.no_grad()
+def _answer_counts(model, examples: list[Example], batch_size: int) -> tuple[int, int, int]:
+    """(answers entirely right, answer characters right, answer characters) under teacher forcing."""
+    was_training = model.training
+    model.eval()
+    exact = right = total = 0
+    for i in range(0, len(examples), batch_size):
+        x, y = encode_lm(examples[i : i + batch_size])
+        predictions = model(x).argmax(dim=-1)
+        answer = y != IGNORE
+        exact += ((predictions == y) | ~answer).all(dim=1).sum().item()
+        right += ((predictions == y) & answer).sum().item()
+        total += answer.sum().item()
+    model.train(was_training)
+    return exact, right, total
+
+
+def _language_model_for(scorer: str, model):
+    if isinstance(model, Classifier):
+        raise TypeError(f"{scorer} needs a language model; for a Classifier use classification_accuracy, "
+                        f"or {scorer}(model.base, ...) for its base model")
+    return model
+
+
 def exact_match(model, examples: list[Example], batch_size: int = 512) -> float:
     """Fraction of generative examples whose whole answer the model gets right.
 
@@ -24,19 +47,21 @@ def exact_match(model, examples: list[Example], batch_size: int = 512) -> float:
     """
     require_examples(examples, "generate")
     require_int("batch_size", batch_size, 1)
-    if isinstance(model, Classifier):
-        raise TypeError("exact_match needs a language model; for a Classifier use classification_accuracy, "
-                        "or exact_match(model.base, ...) for its base model")
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for i in range(0, len(examples), batch_size):
-        x, y = encode_lm(examples[i : i + batch_size])
-        predictions = model(x).argmax(dim=-1)
-        answer = y != IGNORE
-        correct += ((predictions == y) | ~answer).all(dim=1).sum().item()
-    model.train(was_training)
-    return correct / len(examples)
+    exact, _, _ = _answer_counts(_language_model_for("exact_match", model), examples, batch_size)
+    return exact / len(examples)
+
+
+def token_accuracy(model, examples: list[Example], batch_size: int = 512) -> float:
+    """Fraction of answer characters the model predicts right when given the correct characters before them
+    (teacher forcing), over all the examples' answer characters.
+
+    Bounded in [0, 1] and graded where exact match is not: one wrong character of a 6-character answer costs
+    exact match the whole example but token accuracy a sixth of it.
+    """
+    require_examples(examples, "generate")
+    require_int("batch_size", batch_size, 1)
+    _, right, total = _answer_counts(_language_model_for("token_accuracy", model), examples, batch_size)
+    return right / total
 
 
 @torch.no_grad()
@@ -65,10 +90,20 @@ def eval_set(task: str, n: int = 500, seed: int = EVAL_SEED) -> list[Example]:
 
 def evaluate_base_tasks(model, n: int = 500) -> dict:
     """Exact-match accuracy of a language model on each base task, and their mean."""
+    return base_task_scores(model, n)["exact_match"]
+
+
+def base_task_scores(model, n: int = 500) -> dict:
+    """Exact match and token accuracy of a language model (or a Classifier's base) on each base task's held-out
+    set of `n`, and their means over the tasks: {"exact_match": {...}, "token_accuracy": {...}}, one pass."""
     require_int("n", n, 1)
     lm = model.base if isinstance(model, Classifier) else model
-    scores = {task: exact_match(lm, eval_set(task, n)) for task in BASE_TASKS}
-    scores["mean"] = sum(scores.values()) / len(BASE_TASKS)
+    scores = {"exact_match": {}, "token_accuracy": {}}
+    for task in BASE_TASKS:
+        exact, right, total = _answer_counts(lm, eval_set(task, n), 512)
+        scores["exact_match"][task], scores["token_accuracy"][task] = exact / n, right / total
+    for by_task in scores.values():
+        by_task["mean"] = sum(by_task.values()) / len(BASE_TASKS)
     return scores
 
 
