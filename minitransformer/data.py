@@ -23,7 +23,7 @@ from .tokenizer import DIGITS, END, LETTERS, SEP, tokenizer
 MIN_LEN, MAX_LEN = 3, 8  # the shortest and the longest input the generators draw (every length in between)
 # The shortest input at which a task has examples of both classes (an input of one character is always sorted and
 # always a palindrome): a shorter one would either never come out balanced or give its class away by its length.
-SHORTEST = {"is_sorted": (2, "every 1-digit string is sorted"),
+SHORTEST = {"is_sorted": (2, "every 1-digit string is sorted"), "is_sorted_hard": (2, "every 1-digit string is sorted"),
             "is_palindrome": (2, "every 1-letter string reads the same backwards")}
 IGNORE = -100  # targets with this value do not count in the loss (cross_entropy's ignore_index)
 
@@ -88,6 +88,41 @@ def _make_is_sorted(rng: random.Random) -> Example:
     raise RuntimeError("could not generate an is_sorted example in 1,000 tries")  # cannot happen for lengths >= 2
 
 
+def _make_is_sorted_hard(rng: random.Random) -> Example:
+    # is_sorted without its shortcut. Every negative is a sorted string with one pair of unequal neighbours swapped,
+    # the pair chosen uniformly: exactly one descent, anywhere, and the digits a positive would have, so only the
+    # order tells the classes apart. A rule that reads k neighbouring digits catches that descent with chance
+    # (k - 1) / (n - 1) on a string of n, so short strings give the answer away: both classes draw their length n
+    # with weight (n - 1) ** 2 (long strings more often, the same range). Reading the first or the last 3 digits
+    # then scores about 0.69 (is_sorted: about 0.84).
+    label = rng.randint(0, 1)
+    lengths = range(MIN_LEN, MAX_LEN + 1)
+    n = rng.choices(lengths, weights=[(k - 1) ** 2 for k in lengths])[0]
+    for _ in range(1000):
+        s = sorted(rng.choice(DIGITS) for _ in range(n))
+        if not label:
+            swaps = [i for i in range(n - 1) if s[i] != s[i + 1]]
+            if not swaps:
+                continue  # every digit the same: nothing to swap, draw again
+            i = rng.choice(swaps)
+            s[i], s[i + 1] = s[i + 1], s[i]
+        return Example("is_sorted_hard", "?" + "".join(s) + SEP, label=label)
+    raise RuntimeError("could not generate an is_sorted_hard example in 1,000 tries")  # cannot happen for lengths >= 2
+
+
+def descent_category(example: Example) -> str:
+    """Which kind of is_sorted example this is: "sorted", "one swap at an end" (the descent is the first or the
+    last pair, where a rule reading 2 end digits sees it), "one swap inside", or "several descents" (a random
+    string)."""
+    digits = example.prompt[1:-1]
+    descents = [i for i in range(len(digits) - 1) if digits[i] > digits[i + 1]]
+    if not descents:
+        return "sorted"
+    if len(descents) > 1:
+        return "several descents"
+    return "one swap at an end" if descents[0] in (0, len(digits) - 2) else "one swap inside"
+
+
 def _make_is_palindrome(rng: random.Random) -> Example:
     label = rng.randint(0, 1)
     for _ in range(1000):
@@ -109,8 +144,13 @@ TASKS: dict[str, Task] = {
         Task("shift", "N", "generate", _generative("shift", "N", LETTERS, _shift), "move every letter one step on (p wraps to a)"),
         Task("is_sorted", "?", "classify", _make_is_sorted, "1 if the digits are in non-decreasing order, else 0", 2),
         Task("is_palindrome", "P", "classify", _make_is_palindrome, "1 if the letters read the same backwards, else 0", 2),
+        Task("is_sorted_hard", "?", "classify", _make_is_sorted_hard,
+             "is_sorted whose negatives are sorted strings with one adjacent swap, anywhere (no shortcut)", 2),
     ]
 }
+# Where each task's held-out set starts (its seed is runtime.EVAL_SEED + this): fixed per task, so a new task never
+# changes another task's held-out set. The first six are the indices of their names in sorted order, as they were.
+EVAL_OFFSETS = {"copy": 0, "is_palindrome": 1, "is_sorted": 2, "reverse": 3, "shift": 4, "sort": 5, "is_sorted_hard": 6}
 BASE_TASKS = ("copy", "reverse", "sort")
 
 

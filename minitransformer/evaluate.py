@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .data import BASE_TASKS, IGNORE, TASKS, Example, encode_classification, encode_lm, make_examples, require_examples
+from .data import BASE_TASKS, EVAL_OFFSETS, IGNORE, TASKS, Example, encode_classification, encode_lm, make_examples, require_examples
 from .guards import require_int
 from .model import Classifier
 from .runtime import EVAL_SEED
@@ -85,7 +85,7 @@ def eval_set(task: str, n: int = 500, seed: int = EVAL_SEED) -> list[Example]:
     """A fixed evaluation set for one task (the same every time)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; valid tasks are {sorted(TASKS)}")
-    return make_examples(task, n, seed + sorted(TASKS).index(task))
+    return make_examples(task, n, seed + EVAL_OFFSETS[task])
 
 
 def evaluate_base_tasks(model, n: int = 500) -> dict:

@@ -29,12 +29,13 @@ def best_step(steps: list[int], heldout: list[float]) -> int:
 
 def fine_tune(task: str = "is_sorted", prepare: Callable | None = None, steps: int = 300, lr: float = 1e-3,
               seed: int = 0, batch_size: int = 64, eval_every: int = 0, n_eval: int = 300,
-              progress: bool = False, next_batch=None, n_layer: int = 2) -> tuple[Classifier, History]:
+              progress: bool = False, next_batch=None, n_layer: int = 2,
+              measure: Callable | None = None) -> tuple[Classifier, History]:
     """Fine-tune the shipped base with a new task head on `task`; return the model and its history.
 
     prepare(model) chooses what trains (default: everything, i.e. full fine-tuning); n_layer picks the
-    shipped base (2, or the deeper 4 and 6). With eval_every, the
-    history records the new-task accuracy ("new") and the base tasks' mean exact match ("base") as it goes.
+    shipped base (2, or the deeper 4 and 6). With eval_every, the history records `measure(model)` as it goes
+    (default: the new-task accuracy on the held-out set, "new", and the base tasks' mean exact match, "base").
     """
     seed_all(seed)
     model = Classifier(load_base(n_layer))
@@ -46,7 +47,8 @@ def fine_tune(task: str = "is_sorted", prepare: Callable | None = None, steps: i
     def evaluate():
         return {"new": classification_accuracy(model, heldout), "base": evaluate_base_tasks(model, base_n)["mean"]}
 
+    eval_fn = evaluate if measure is None else (lambda: measure(model))
     history = train(model, next_batch or TaskSampler(task, batch_size, seed=seed + 1), steps=steps, lr=lr,
-                    warmup=min(20, steps // 10), eval_every=eval_every, eval_fn=evaluate, progress=progress,
+                    warmup=min(20, steps // 10), eval_every=eval_every, eval_fn=eval_fn, progress=progress,
                     desc=f"fine-tuning on {task}")
     return model, history

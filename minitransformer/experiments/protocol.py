@@ -9,8 +9,13 @@
    seeds is chosen; if it sits at an end of the grid, the grid is extended one step beyond it (up to
    `MAX_EXTENSIONS` times) and the extension is recorded.
 3. Several seeds (5 by default); results are reported as the mean with a 95% t-interval (`stats.mean_ci`).
-4. Forgetting two ways, always measured with the method switched on: the drop in the base tasks' exact match
-   (all or nothing per example, saturates) and the rise of their mean per-token loss in nats (continuous).
+4. Forgetting, always measured with the method switched on, three ways: the drop in the base tasks' per-character
+   accuracy under teacher forcing (`forgetting_tokens`, bounded in [0, 1] and graded: the score the trade-off
+   studies read), the drop in their exact match (all or nothing per example: it reaches its bound once about 40%
+   of the characters are wrong) and the rise of their mean per-token loss in nats (unbounded: past ln 35, a
+   uniform guess over the vocabulary, it measures how confidently wrong a model is, not what it kept).
+5. Along training (a study's `curve_every`): every run also records validation accuracy and forgetting every
+   `curve_every` steps, so learning can be read against forgetting at any point (`tradeoff`).
 
 `results` loads what `run_study` wrote and re-checks it live; `python -m minitransformer.experiments STUDY` runs a study.
 """
@@ -32,11 +37,12 @@ from ..data import BASE_TASKS, IGNORE, FixedSampler, ReplaySampler, encode_lm, m
 from .forgetting import fine_tune
 from ..runtime import SMALL_DATA_SEED, VAL_SEED, setup
 from .stats import mean_ci
-from ..evaluate import classification_accuracy, eval_set, evaluate_base_tasks
+from ..evaluate import base_task_scores, classification_accuracy, eval_set
 from ..train import loss_on_batch
 
 MAX_EXTENSIONS = 3
-METRICS = ("test_accuracy", "forgetting_em", "forgetting_loss")
+METRICS = ("test_accuracy", "forgetting_em", "forgetting_loss")  # reported by a study unless it names its own
+TRADEOFF_METRICS = ("test_accuracy", "forgetting_tokens", "forgetting_em", "forgetting_loss")
 
 
 def val_set(task: str, n: int = 300):
@@ -67,19 +73,29 @@ def base_loss(model, n: int = 100) -> float:
 
 @lru_cache(maxsize=4)
 def base_scores(n_layer: int = 2, n_base: int = 100) -> dict:
-    """The shipped base's exact match and loss on the base tasks: the "before" of every forgetting figure."""
+    """The shipped base's exact match, token accuracy and loss on the base tasks: the "before" of every forgetting
+    figure."""
     model = load_base(n_layer)
-    return {"exact_match": evaluate_base_tasks(model, n_base)["mean"], "loss": base_loss(model, n_base)}
+    scores = base_task_scores(model, n_base)
+    return {"exact_match": scores["exact_match"]["mean"], "token_accuracy": scores["token_accuracy"]["mean"],
+            "loss": base_loss(model, n_base)}
+
+
+def forgetting_now(model, n_layer: int = 2, n_base: int = 100) -> dict:
+    """How much of the base tasks a model has lost so far, by exact match and by token accuracy."""
+    before, after = base_scores(n_layer, n_base), base_task_scores(model, n_base)
+    return {"forgetting_tokens": before["token_accuracy"] - after["token_accuracy"]["mean"],
+            "forgetting_em": before["exact_match"] - after["exact_match"]["mean"]}
 
 
 def score_run(model, task: str = "is_sorted", n_layer: int = 2, n_val: int = 300, n_test: int = 500,
             n_base: int = 100) -> dict:
-    """Validation and test accuracy on the new task, and forgetting both ways, of a fine-tuned classifier."""
+    """Validation and test accuracy on the new task, and forgetting three ways, of a fine-tuned classifier."""
     before = base_scores(n_layer, n_base)
     return {
         "val_accuracy": classification_accuracy(model, val_set(task, n_val)),
         "test_accuracy": classification_accuracy(model, test_set(task, n_test)),
-        "forgetting_em": before["exact_match"] - evaluate_base_tasks(model, n_base)["mean"],
+        **forgetting_now(model, n_layer, n_base),
         "forgetting_loss": base_loss(model, n_base) - before["loss"],
     }
 
@@ -117,15 +133,28 @@ class Study:
     extra: dict = field(default_factory=dict)
     # extra_metrics(model) -> {name: float}: more numbers recorded per run (e.g. the rank of a weight change)
     extra_metrics: Callable | None = None
+    metrics: tuple[str, ...] = METRICS  # what is summarised and reported at the chosen rate
+    curve_every: int = 0  # > 0: record validation accuracy and forgetting along training, every this many steps
+
+    def __post_init__(self):
+        unknown = [m for m in self.metrics if m not in TRADEOFF_METRICS]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; a study reports some of {TRADEOFF_METRICS}")
+        if not isinstance(self.curve_every, int) or self.curve_every < 0 or \
+                (self.curve_every and self.steps % self.curve_every):
+            raise ValueError(f"curve_every must be 0 or an int that divides steps ({self.steps}), "
+                             f"got {self.curve_every!r}")
 
 
 def run_one(prepare: Callable | None, lr: float, seed: int, task: str = "is_sorted", steps: int = 150,
             n_layer: int = 2, replay: float = 0.0, n_val: int = 300, n_test: int = 500, n_base: int = 100,
-            n_train: int | None = None, extra_metrics: Callable | None = None) -> dict:
+            n_train: int | None = None, extra_metrics: Callable | None = None, curve_every: int = 0) -> dict:
     """One fine-tuning run under the protocol: its validation/test accuracy, forgetting and time per step.
 
     With `n_train`, the run trains on a fixed set of that many examples (drawn with seed SMALL_DATA_SEED + seed,
-    batches of up to 64) and also reports its accuracy on them (`train_accuracy`).
+    batches of up to 64) and also reports its accuracy on them (`train_accuracy`). With `curve_every`, it also
+    records a `curve`: validation accuracy and forgetting every `curve_every` steps, step 0 included. Evaluating
+    draws no random numbers, so the run trains exactly as it would without; its time is left out of ms_per_step.
     """
     setup(seed)
     small = make_examples(task, n_train, seed=SMALL_DATA_SEED + seed) if n_train else None
@@ -135,10 +164,22 @@ def run_one(prepare: Callable | None, lr: float, seed: int, task: str = "is_sort
         sampler = FixedSampler(small, batch_size=min(64, n_train), seed=seed)
     else:
         sampler = None  # fine_tune's own endless stream
+    evaluating = [0.0]  # seconds spent on the curve, kept out of the step time
+
+    def along_training(model) -> dict:
+        start = time.perf_counter()
+        point = {"val_accuracy": classification_accuracy(model, val_set(task, n_val)),
+                 **forgetting_now(model, n_layer, n_base)}
+        evaluating[0] += time.perf_counter() - start
+        return point
+
     model, history = fine_tune(task, prepare=prepare, steps=steps, lr=lr, seed=seed, next_batch=sampler,
-                               n_layer=n_layer)
+                               n_layer=n_layer, eval_every=curve_every,
+                               measure=along_training if curve_every else None)
     result = {"lr": lr, "seed": seed, **score_run(model, task, n_layer, n_val, n_test, n_base),
-              "ms_per_step": 1000 * history.seconds / steps}
+              "ms_per_step": 1000 * (history.seconds - evaluating[0]) / steps}
+    if curve_every:
+        result["curve"] = history.evals
     if small:
         result["train_accuracy"] = classification_accuracy(model, small)
     if extra_metrics is not None:
@@ -168,7 +209,7 @@ def study_run(run: Run) -> dict:
     m = study.methods[run.method]
     result = run_one(m.prepare, lr=run.lr, seed=run.seed, task=study.task, steps=study.steps, n_layer=m.n_layer,
                      replay=m.replay, n_val=study.n_val, n_test=study.n_test, n_base=study.n_base,
-                     n_train=m.n_train, extra_metrics=study.extra_metrics)
+                     n_train=m.n_train, extra_metrics=study.extra_metrics, curve_every=study.curve_every)
     return {"method": run.method, **result}
 
 
@@ -205,9 +246,9 @@ def _extend(grid: list[float], chosen: float) -> float | None:
     return None
 
 
-def summarise(runs: list[dict]) -> dict:
+def summarise(runs: list[dict], metrics: tuple[str, ...] = METRICS) -> dict:
     """Mean and 95% t-interval of each reported metric over a list of runs (one per seed)."""
-    return {k: list(mean_ci([r[k] for r in runs])) for k in METRICS}
+    return {k: list(mean_ci([r[k] for r in runs])) for k in metrics}
 
 
 def run_study(study: Study, processes: int = 2) -> dict:
@@ -240,14 +281,16 @@ def run_study(study: Study, processes: int = 2) -> dict:
             chosen = choose_lr(mine)
             at_chosen = sorted((r for r in mine if r["lr"] == chosen), key=lambda r: r["seed"])
             entry.update({"chosen_lr": chosen, "at_edge": chosen in (grids[name][0], grids[name][-1]),
-                          "test": {k: [r[k] for r in at_chosen] for k in METRICS + ("ms_per_step",)},
-                          "summary": summarise(at_chosen)})
+                          "test": {k: [r[k] for r in at_chosen] for k in study.metrics + ("ms_per_step",)},
+                          "summary": summarise(at_chosen, study.metrics)})
         methods[name] = entry
     return {
         "study": study.name, "description": study.description,
         "command": f"python -m minitransformer.experiments {study.name}",
         "task": study.task, "steps": study.steps, "seeds": list(study.seeds),
         "n_val": study.n_val, "n_test": study.n_test, "n_base": study.n_base,
+        **({"metrics": list(study.metrics)} if study.metrics != METRICS else {}),
+        **({"curve_every": study.curve_every} if study.curve_every else {}),
         "selection": ("learning rate with the highest mean validation accuracy over the seeds (smaller on a tie); "
                       "a grid whose best rate is at an end is extended one step beyond it, at most "
                       f"{MAX_EXTENSIONS} times; reported: test set") if study.tune else "none: every rate reported",

@@ -38,7 +38,12 @@ from ..tokenizer import VOCAB
 RESULTS = Path(__file__).parent / "studies" / "results"
 LIVE_SEED_OFFSET = "MINITRANSFORMER_LIVE_SEED_OFFSET"  # environment variable: shift the seeds of live re-runs
 SPREAD = 3  # a live value may lie this many seed ranges beyond the stored seeds' range (see the module docstring)
-RECHECKED = ("val_accuracy",) + METRICS  # what `recheck` compares
+RECHECKED = ("val_accuracy",) + METRICS  # what `recheck` compares (and a study's own metrics, if it names them)
+
+
+def rechecked(results: dict) -> tuple[str, ...]:
+    """The metrics a re-check of this study compares: validation accuracy and what the study reports."""
+    return ("val_accuracy",) + tuple(results.get("metrics", METRICS))
 # A loss rise past a uniform guess over the vocabulary (ln 35 = 3.56 nats) tells how confidently wrong a model has
 # become, not how much it kept, and it is heavy-tailed there (one seed 6, another 10): re-checks compare it capped.
 LOSS_CEILING = math.log(len(VOCAB))
@@ -108,7 +113,8 @@ def seed_values(results: dict, method: str, lr: float, metric: str) -> list[floa
 def _floor(results: dict, metric: str, values: list[float]) -> float:
     """The smallest range a re-check assumes, for seeds that happen to agree (all five forget everything, say)."""
     examples = {"val_accuracy": results["n_val"], "test_accuracy": results["n_test"],
-                "forgetting_em": 3 * results["n_base"]}.get(metric)  # exact match: three base tasks
+                "forgetting_em": 3 * results["n_base"],  # exact match: three base tasks
+                "forgetting_tokens": 3 * results["n_base"]}.get(metric)  # token accuracy: as exact match, at most
     if examples:  # the largest standard deviation that scoring n examples alone gives a fraction
         return 0.5 / math.sqrt(examples)
     if metric.startswith("effective_rank"):  # a count: one step (a zero loss rise is no count)
@@ -159,7 +165,7 @@ def recheck(results: dict, n: int = 3, verbose: bool = True) -> list[dict]:
     for stored in sample_runs(results, n):
         seed = live_seed(stored["seed"])
         live = study_run(Run(results["study"], stored["method"], stored["lr"], seed))
-        rows = check_consistent(results, stored["method"], stored["lr"], {k: live[k] for k in RECHECKED}, seed)
+        rows = check_consistent(results, stored["method"], stored["lr"], {k: live[k] for k in rechecked(results)}, seed)
         report.append({"method": stored["method"], "lr": stored["lr"], "seed": seed, "rows": rows})
         if verbose:
             print(f"re-ran {stored['method']}, lr {stored['lr']:g}, seed {seed}: "

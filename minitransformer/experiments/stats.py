@@ -1,5 +1,5 @@
-"""Seed statistics in one place: the mean with a Student-t confidence interval, overlap of intervals, and a
-rank correlation.
+"""Seed statistics in one place: the mean with a Student-t confidence interval, paired differences (methods that
+share their seeds), overlap of intervals, how many false alarms many comparisons give, and a rank correlation.
 
 No scipy: the t quantile is found numerically from the t distribution's CDF (regularized incomplete beta,
 evaluated with a continued fraction), exact to far more digits than any seed study needs.
@@ -141,3 +141,26 @@ def rank_correlation(x, y) -> float:
     covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
     spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
     return covariance / spread
+
+
+def paired_difference(a, b, level: float = 0.95) -> tuple[float, float, float]:
+    """The mean of the per-seed differences a[i] - b[i] and its Student-t interval: how two methods that shared
+    their seeds (the same head initialisation and the same batches) differ.
+
+    Pairing removes what the seeds have in common: two methods whose own intervals overlap can still differ on
+    every seed by a similar amount, and then this interval excludes zero.
+    """
+    a, b = list(a), list(b)
+    if len(a) != len(b):
+        raise ValueError(f"paired values need one value per seed on both sides, got {len(a)} and {len(b)}")
+    return mean_ci([x - y for x, y in zip(a, b)], level)
+
+
+def expected_false_alarms(comparisons: int, level: float = 0.95) -> float:
+    """How many of `comparisons` independent tests of true no-difference would still exclude zero at `level` by
+    chance alone: with 20 pairs at 95%, one "difference" is expected even if there is none."""
+    if not isinstance(comparisons, int) or comparisons < 0:
+        raise ValueError(f"comparisons must be a count (an int >= 0), got {comparisons!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return comparisons * (1 - level)
