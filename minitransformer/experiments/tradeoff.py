@@ -75,3 +75,26 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     front = [i for i, (acc, forg) in enumerate(points)
              if not any((a >= acc and f <= forg) and (a > acc or f < forg) for a, f in points)]
     return sorted(front, key=lambda i: points[i][0])
+
+
+def at_chosen_rate(results: dict, method: str, metric: str) -> dict[int, float]:
+    """Per seed, `metric` of `method` at the learning rate chosen for it on validation."""
+    entry = results["methods"].get(method)
+    if entry is None or "chosen_lr" not in entry:
+        raise ValueError(f"study {results['study']!r} chose no rate for {method!r}; tuned methods: "
+                         f"{sorted(m for m, e in results['methods'].items() if 'chosen_lr' in e)}")
+    return {r["seed"]: r[metric] for r in results["runs"] if r["method"] == method and r["lr"] == entry["chosen_lr"]}
+
+
+def separated_pairs(results: dict, metric: str, methods: list[str] | None = None) -> list[dict]:
+    """Every pair of methods (at their chosen rates) with the paired difference of `metric` over their shared seeds,
+    and whether its 95% interval excludes zero: how many pairs a score tells apart."""
+    methods = methods or [m for m, e in results["methods"].items() if "chosen_lr" in e]
+    values = {m: at_chosen_rate(results, m, metric) for m in methods}
+    pairs = []
+    for i, a in enumerate(methods):
+        for b in methods[i + 1:]:
+            seeds = sorted(set(values[a]) & set(values[b]))
+            mean, low, high = paired_difference([values[a][s] for s in seeds], [values[b][s] for s in seeds])
+            pairs.append({"a": a, "b": b, "difference": (mean, low, high), "apart": low > 0 or high < 0})
+    return pairs
