@@ -10,33 +10,24 @@ on validation as in every study (grid extended when the best rate is at an end) 
 The "+ replay" rows mix 25% base-task data into every batch (chapter 8).
 """
 
+import math
+
 from ...peft.methods import METHODS
 from ..protocol import TRADEOFF_METRICS, Method, Study
+from .showdown import GRIDS as SHOWDOWN_GRIDS, REPLAY, WITH_REPLAY
 
 TASK = "is_sorted_hard"
-G_LOW = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-G_MID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-G_HIGH = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
-REPLAY = 0.25
 
-# (method, its learning-rate grid, the chapter that introduces it), in the order the chapters meet them
-GRIDS = [
-    ("full", G_LOW, 3),
-    ("head only", G_HIGH, 3),
-    ("last block", (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), 4),
-    ("BitFit", G_HIGH, 4),
-    ("LayerNorm only", G_HIGH, 4),
-    ("Houlsby adapters m=8", G_MID, 5),
-    ("Pfeiffer adapter m=8", G_MID, 5),
-    ("LoRA q,v r=2", G_MID, 6),
-    ("LoRA q,v r=8", G_MID, 6),
-    ("LoRA all r=2", G_MID, 6),
-    ("LoRA all r=8", G_MID, 6),
-    ("prompt tuning, 8", G_HIGH, 7),
-    ("prefix tuning, 8", G_HIGH, 7),
-    ("IA3", G_HIGH, 7),
-]
-WITH_REPLAY = ["full", "Houlsby adapters m=8", "LoRA q,v r=8"]
+
+def one_step_gentler(lr: float) -> float:
+    """The rate one step below `lr` on the course's 1-3-10 grid (3e-3 -> 1e-3, 1e-3 -> 3e-4)."""
+    mantissa = lr / 10 ** math.floor(math.log10(lr) + 1e-9)
+    return float(f"{lr / 3 if mantissa > 2 else lr * 0.3:.3g}")
+
+
+# (method, its learning-rate grid, the chapter that introduces it): the showdown's methods and grids, each grid
+# with one gentler rate in front, so every method has five rates and the gentle end of its trade-off is measured
+GRIDS = [(name, (one_step_gentler(grid[0]),) + tuple(grid), chapter) for name, grid, chapter in SHOWDOWN_GRIDS]
 
 
 def methods(names=None) -> dict:
