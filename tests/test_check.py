@@ -191,7 +191,7 @@ def test_chapter_9_references_pass_and_common_mistakes_are_named():
     from minitransformer.calculator import quantized_weight_bytes
     from minitransformer.quantize import dequantize, quantize
 
-    for exercise, answer in (("9.1", quantize), ("9.2", dequantize), ("9.3", quantized_weight_bytes)):
+    for exercise, answer in (("9.1", quantize), ("9.2", dequantize), ("9.4", quantized_weight_bytes)):
         result = check.run(exercise, answer)
         assert result.passed and result.points == result.max_points, result.report()
 
@@ -201,7 +201,7 @@ def test_chapter_9_references_pass_and_common_mistakes_are_named():
         return codes, torch.full((w.shape[0], w.shape[1] // group_size), float(scale))
 
     assert "one scale for the whole tensor" in check.run("9.1", per_tensor).report()
-    assert "the scales are missing" in check.run("9.3", lambda n, bits, group: n * bits / 8).report()
+    assert "the scales are missing" in check.run("9.4", lambda n, bits, group: n * bits / 8).report()
 
 
 def test_chapter_8_references_pass_and_common_mistakes_are_named():

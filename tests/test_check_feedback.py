@@ -417,7 +417,8 @@ EQUIVALENT = [
     ("8.3", "other order", lambda: pareto_other_order),
     ("9.1", "float64", lambda: in_float64(reference("9.1"))),
     ("9.2", "float64", lambda: in_float64(reference("9.2"))),
-    ("9.3", "numpy float", lambda: lambda n, bits, group: np.float64(reference("9.3")(n, bits, group))),
+    ("9.3", "float64 weights, int64 codes", lambda: lambda w, block: tuple(t.to(torch.int64) if i == 0 else t.double() for i, t in enumerate(reference("9.3")(w.double(), block)))),
+    ("9.4", "numpy float", lambda: lambda n, bits, group: np.float64(reference("9.4")(n, bits, group))),
 ]
 
 
@@ -439,3 +440,47 @@ def test_every_exercise_but_chapter_10_has_an_equivalent_answer_here():
     covered = {e for e, _, _ in EQUIVALENT}
     left = {e for e in core.EXERCISES if e not in covered}
     assert left <= {"4.1", "4.2", "5.3", "10.1", "10.2", "10.3"}, left
+
+
+# --- 9.3: NF4 quantization, its usual wrong turns named -----------------------------------------------------------
+
+
+def _nf4_variants():
+    from minitransformer.quantize import nf4_levels
+
+    def blocks_of(w, block):
+        rows, columns = w.shape
+        return w.reshape(rows, columns // block, block)
+
+    def one_scale(w, block):
+        codes = ((w / w.abs().max()).unsqueeze(-1) - nf4_levels()).abs().argmin(-1).to(torch.uint8)
+        return codes, blocks_of(w, block).abs().amax(-1)
+
+    def unscaled(w, block):
+        codes = (blocks_of(w, block).unsqueeze(-1) - nf4_levels()).abs().argmin(-1).reshape(w.shape).to(torch.uint8)
+        return codes, blocks_of(w, block).abs().amax(-1)
+
+    def levels_not_indices(w, block):
+        b = blocks_of(w, block)
+        absmax = b.abs().amax(-1, keepdim=True)
+        index = ((b / absmax).unsqueeze(-1) - nf4_levels()).abs().argmin(-1)
+        return nf4_levels()[index].reshape(w.shape), absmax.squeeze(-1)
+
+    def even_grid(w, block):
+        b = blocks_of(w, block)
+        absmax = b.abs().amax(-1, keepdim=True)
+        return (torch.round(b / absmax * 7) + 7).reshape(w.shape).to(torch.uint8), absmax.squeeze(-1)
+
+    return {"one absmax for the whole tensor": (one_scale, "one absmax for the whole tensor"),
+            "no division by the block's absmax": (unscaled, "were not divided by their block's max|w|"),
+            "levels instead of indices": (levels_not_indices, "these are the levels themselves"),
+            "the even absmax grid": (even_grid, "evenly spaced absmax grid")}
+
+
+@pytest.mark.parametrize("mistake", sorted(_nf4_variants()))
+def test_an_nf4_mistake_is_named(mistake):
+    passes("9.3", reference("9.3"))
+    answer, named = _nf4_variants()[mistake]
+    result = check.run("9.3", answer)
+    report = result.report()
+    assert result.status == "failed" and named in report, report

@@ -20,6 +20,6 @@ from .ch4 import bitfit, count_trainable, train_last_blocks
 from .ch5 import bottleneck_adapter, insert_adapters, near_identity_init
 from .ch6 import lora_linear, lora_targets, merge_lora
 from .ch7 import attention_with_prefix, ia3_scale, soft_prompt
-from .ch9 import dequantize_weights, quantize_weights, quantized_bytes
+from .ch9 import dequantize_weights, nf4_quantize, quantize_weights, quantized_bytes
 from .ch8 import pareto_front, seed_summary, tuned_lr
 from .ch10 import hf_lora_config, hf_tensor_name, hf_trainable_parameters

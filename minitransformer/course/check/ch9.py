@@ -1,4 +1,5 @@
-"""Checks for chapter 9's exercises: per-group quantization, dequantization, the bytes of a quantized base."""
+"""Checks for chapter 9's exercises: per-group quantization, dequantization, NF4 quantization, the bytes of a
+quantized base."""
 
 import torch
 
@@ -6,7 +7,7 @@ import random
 
 from ... import calculator
 from ...calculator import quantized_weight_bytes
-from ...quantize import QuantizedLinear, dequantize, quantize, quantize_model
+from ...quantize import QuantizedLinear, dequantize, dequantize_nf4, nf4_levels, quantize, quantize_model, quantize_nf4
 from .core import Part, call_learner, checker, close, generator, pick, register, seed
 
 
@@ -73,6 +74,55 @@ def _check_dequantize(fn):
                "the rounding error of each weight must be at most half its group's scale")
 
 
+def _nf4_mistake(w, codes, block) -> str:
+    """Name what a learner's NF4 codes did instead, by comparing them with the usual wrong turns."""
+    rows, columns = w.shape
+    blocks = w.reshape(rows, columns // block, block)
+    levels = nf4_levels()
+    one_scale = ((w / w.abs().max()).unsqueeze(-1) - levels).abs().argmin(-1)
+    if torch.equal(codes.long(), one_scale):
+        return "one absmax for the whole tensor: divide each block of block_size weights of a row by its own max|w|"
+    unscaled = (blocks.unsqueeze(-1) - levels).abs().argmin(-1).reshape(rows, columns)
+    if torch.equal(codes.long(), unscaled):
+        return "the weights were not divided by their block's max|w| before looking for the nearest level"
+    even = torch.round(blocks / blocks.abs().amax(-1, keepdim=True) * 7).reshape(rows, columns)
+    if torch.equal(codes.long(), even.long()) or torch.equal(codes.long(), even.long() + 7):
+        return "those are the evenly spaced absmax grid's codes; NF4 stores the index of the nearest NF4 level"
+    columns_blocks = w.T.reshape(columns, rows // block, block) if rows % block == 0 else None
+    if columns_blocks is not None:
+        down = (columns_blocks / columns_blocks.abs().amax(-1, keepdim=True)).reshape(columns, rows).T
+        if torch.equal(codes.long(), (down.unsqueeze(-1) - levels).abs().argmin(-1)):
+            return "the blocks run down the columns; they are consecutive weights along each row"
+    return "store, for each weight / its block's max|w|, the index (0..15) of the nearest of nf4_levels()"
+
+
+@register("9.3", "NF4 quantization", 3, quantize_nf4, "minitransformer.quantize.quantize_nf4",
+          forbidden=(QuantizedLinear, quantize_model, dequantize_nf4))
+def _check_nf4(fn):
+    rows, blocks, block = pick(1, (64, 2, 32), (32, 4, 16), (16, 3, 64), (48, 2, 16))
+    w = _weight(3, (rows, blocks * block)) * 0.05
+    got = call_learner(fn, w, block)
+    ok = isinstance(got, tuple) and len(got) == 2 and all(torch.is_tensor(t) for t in got)
+    yield Part("returns (codes, absmax)", ok, f"got {type(got).__name__}; return the codes and one absmax per block")
+    if not ok:
+        return
+    codes, absmax = got
+    want_codes, want_absmax = quantize_nf4(w, block)
+    shaped = codes.shape == w.shape and absmax.numel() == want_absmax.numel()
+    is_levels = codes.is_floating_point() and bool(((codes.unsqueeze(-1) - nf4_levels()).abs().min(-1).values < 1e-6).all())
+    message = (f"codes {tuple(codes.shape)} and absmax {tuple(absmax.shape)}: the codes have the weight's shape "
+               f"{tuple(w.shape)}, and there is one absmax per block: {tuple(want_absmax.shape)}")
+    if is_levels and codes.shape == w.shape:
+        message = "these are the levels themselves; store their index (0..15), 4 bits each, not the float value"
+    integer_codes = shaped and not codes.is_floating_point() and bool(((codes >= 0) & (codes <= 15)).all())
+    yield Part("codes are integers 0..15 in the weight's shape, one absmax per block", integer_codes, message)
+    if not integer_codes:
+        return
+    right = torch.equal(codes.long(), want_codes.long()) and close(absmax.float().reshape(-1), want_absmax.reshape(-1), 1e-6)
+    yield Part("each code is the nearest NF4 level to the weight / its block's max|w|", right,
+               "" if right else _nf4_mistake(w, codes, block))
+
+
 _BYTE_CASES = [(1_000_000, 8, 64), (1_000_000, 4, 64), (6_738_415_616, 4, 64), (1_000_000, 4, 16)]
 
 
@@ -81,7 +131,7 @@ def _hidden_byte_cases():
     return [(rng.randint(10**5, 10**11), rng.choice([2, 3, 4, 8]), rng.choice([16, 32, 64, 128, 256])) for _ in _BYTE_CASES]
 
 
-@register("9.3", "the bytes of a quantized base", len(_BYTE_CASES), quantized_weight_bytes,
+@register("9.4", "the bytes of a quantized base", len(_BYTE_CASES), quantized_weight_bytes,
           "minitransformer.calculator.quantized_weight_bytes", forbidden=(calculator.quantized_weight_bits,))
 def _check_bytes(fn):
     for n, bits, group in pick(1, _BYTE_CASES, _hidden_byte_cases()):
@@ -98,4 +148,5 @@ def _check_bytes(fn):
 
 quantize_weights = checker("9.1")
 dequantize_weights = checker("9.2")
-quantized_bytes = checker("9.3")
+nf4_quantize = checker("9.3")
+quantized_bytes = checker("9.4")
