@@ -120,3 +120,23 @@ def test_a_blank_quiz_answer_reveals_nothing(capsys):
         for q in questions(chapter):
             assert _plain(q.explanation)[:40] not in _plain(out), f"chapter {chapter} {q.id}: a blank shows the explanation"
         assert "not answered yet" in out
+
+
+def _prediction_cells(nb):
+    """(index of a `guess = ...  # your prediction` cell, its variable) for every prediction in a notebook."""
+    for index, cell in enumerate(nb.cells):
+        match = re.search(r"^\s*(\w+) = \.\.\.\s*#.*predict", cell.source, re.M) if cell.cell_type == "code" else None
+        if match:
+            yield index, match.group(1)
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=_id)
+def test_no_prose_reveals_a_prediction_before_it_is_checked(path):
+    # Markdown is on screen before anything runs: between a prediction and the cell that checks it, only code.
+    nb = nbformat.read(path, as_version=4)
+    for index, name in _prediction_cells(nb):
+        checked = next((k for k in range(index + 1, len(nb.cells)) if nb.cells[k].cell_type == "code"
+                        and "check.prediction" in nb.cells[k].source and name in nb.cells[k].source), None)
+        assert checked is not None, f"cell {index}: the prediction `{name}` is never checked"
+        prose = [k for k in range(index + 1, checked) if nb.cells[k].cell_type == "markdown"]
+        assert not prose, f"cells {prose} (text) come between the prediction `{name}` (cell {index}) and its check"
