@@ -15,7 +15,10 @@ def stub(*args):
 
 
 def test_reference_answers_pass_with_full_points(capsys):
-    for exercise, answer in (("1.1", causal_attention), ("1.2", Block), ("1.3", parameter_count_from_config)):
+    from minitransformer.course.check.ch1 import forward_reference, merge_heads_reference, split_heads_reference
+
+    for exercise, answer in (("1.1", causal_attention), ("1.2", split_heads_reference), ("1.3", merge_heads_reference),
+                             ("1.4", Block), ("1.5", forward_reference), ("1.6", parameter_count_from_config)):
         result = check.run(exercise, answer)
         assert result.passed and result.points == result.max_points, result.report()
     assert check.causal_attention(causal_attention) is causal_attention
@@ -61,7 +64,7 @@ def test_post_layernorm_block_is_recognised():
             x = self.ln1(x + self.attn(x))
             return self.ln2(x + self.mlp(x))
 
-    result = check.run("1.2", PostLN)
+    result = check.run("1.4", PostLN)
     assert result.points == 3 and "post-LayerNorm" in result.report()
 
 
@@ -70,13 +73,13 @@ def test_missing_residual_is_recognised():
         def forward(self, x):
             return self.mlp(self.ln2(self.attn(self.ln1(x))))
 
-    assert "residual connections are missing" in check.run("1.2", NoResidual).report()
+    assert "residual connections are missing" in check.run("1.4", NoResidual).report()
 
 
 def test_forgotten_component_is_named_in_the_count_feedback():
-    result = check.run("1.3", lambda c: parameter_count_from_config(c) - c.block_size * c.d_model)
+    result = check.run("1.6", lambda c: parameter_count_from_config(c) - c.block_size * c.d_model)
     assert result.points == 0 and "exactly the position embedding" in result.report()
-    result = check.run("1.3", lambda c: parameter_count_from_config(c) + (c.d_model if c.n_layer == 4 else 0))
+    result = check.run("1.6", lambda c: parameter_count_from_config(c) + (c.d_model if c.n_layer == 4 else 0))
     assert result.points == result.max_points - 1  # partial credit: one config wrong
 
 
@@ -280,7 +283,7 @@ def test_every_reference_passes_on_hidden_inputs_and_memorised_answers_do_not(hi
         result = core.run(exercise_id, exercise.reference)
         assert result.passed, result.report()
     memorised = {106624, 206592}  # the notebook's answers for two of its configs
-    assert check.run("1.3", lambda config: 106624).points == 0 and memorised
+    assert check.run("1.6", lambda config: 106624).points == 0 and memorised
 
 
 def test_exercise_2_2_text_says_where_the_master_copy_counts():

@@ -220,21 +220,174 @@ def test_a_row_that_does_not_sum_to_one_is_the_row_named():
     assert "the weights of query 4 (batch 1, head 2) sum to 0.500" in check.run("1.1", sums_wrong_late).report()
 
 
-# --- 1.3: the config's label was overwritten by "LM head" ----------------------------------------------------------
+# --- 1.6: the config's label was overwritten by "LM head" ----------------------------------------------------------
 
 
 def test_a_count_without_the_final_layernorm_names_it_under_the_right_config():
-    passes("1.3", reference("1.3"))
+    passes("1.6", reference("1.6"))
 
     def without_ln_f(config):
         d = config.d_model
-        return reference("1.3")(config) - (d + (d if config.bias else 0))
+        return reference("1.6")(config) - (d + (d if config.bias else 0))
 
-    report = check.run("1.3", without_ln_f).report()
+    report = check.run("1.6", without_ln_f).report()
     assert "for LM head" not in report
     assert "for the default config you said 106,496 but the model has 106,624 (off by +128); the difference is " \
            "exactly the final LayerNorm (ln_f) (128)" in report
     assert "for bias=False you said 105,088" in report
+
+
+# --- 1.2 and 1.3: splitting and merging heads, each usual mistake named ----------------------------------------
+
+
+def split_without_transpose(x, n_head):
+    B, T, D = x.shape
+    return x.reshape(B, n_head, T, D // n_head)
+
+
+def split_interleaved(x, n_head):
+    B, T, D = x.shape
+    return x.view(B, T, D // n_head, n_head).permute(0, 3, 1, 2)
+
+
+def split_heads_after_time(x, n_head):
+    B, T, D = x.shape
+    return x.view(B, T, n_head, D // n_head)
+
+
+def split_head_dim_swapped(x, n_head):
+    B, T, D = x.shape
+    return x.view(B, T, n_head, D // n_head).transpose(1, 2).reshape(B, D // n_head, T, n_head)
+
+
+def split_four_heads(x, n_head):
+    B, T, D = x.shape
+    return x.view(B, T, 4, D // 4).transpose(1, 2)
+
+
+SPLIT_MISTAKES = {
+    "no transpose": (split_without_transpose, "you reshaped straight to (batch, n_head, T, head_dim) without a transpose"),
+    "interleaved features": (split_interleaved, "head h got every n_head-th feature (h, h + 4, h + 8, …)"),
+    "heads after time": (split_heads_after_time, "the heads still come after time; transpose(1, 2)"),
+    "head_dim and n_head swapped": (split_head_dim_swapped, "you made 6 heads of 4 features; there are n_head = 4 heads of "
+                                                            "head_dim = d_model // n_head = 24 // 4 = 6"),
+    "a fixed n_head": (split_four_heads, "for x of shape (2, 5, 24) and n_head=2 you returned (2, 4, 5, 6); expected (batch, "
+                                         "n_head, T, head_dim) = (2, 2, 5, 12): 4 heads of 6; use the n_head argument"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(SPLIT_MISTAKES))
+def test_a_split_heads_mistake_is_named(mistake):
+    passes("1.2", reference("1.2"))
+    answer, named = SPLIT_MISTAKES[mistake]
+    result = check.run("1.2", answer)
+    report = result.report()
+    assert result.status == "failed" and named in report, report
+
+
+def merge_with_view(x):
+    B, H, T, hd = x.shape
+    return x.transpose(1, 2).view(B, T, H * hd)
+
+
+def merge_without_transpose(x):
+    B, H, T, hd = x.shape
+    return x.reshape(B, T, H * hd)
+
+
+def merge_interleaved(x):
+    B, H, T, hd = x.shape
+    return x.permute(0, 2, 3, 1).reshape(B, T, H * hd)
+
+
+def merge_not_merged(x):
+    return x.transpose(1, 2)
+
+
+MERGE_MISTAKES = {
+    ".view without .contiguous()": (merge_with_view, "call .contiguous() before .view(batch, T, d_model), or use .reshape"),
+    "no transpose": (merge_without_transpose, "straight to (batch, T, d_model) without a transpose: that mixes positions"),
+    "interleaved features": (merge_interleaved, "the heads' features are interleaved"),
+    "heads not merged": (merge_not_merged, "the heads are back after time but not merged"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MERGE_MISTAKES))
+def test_a_merge_heads_mistake_is_named(mistake):
+    passes("1.3", reference("1.3"))
+    answer, named = MERGE_MISTAKES[mistake]
+    result = check.run("1.3", answer)
+    report = result.report()
+    assert result.status == "failed" and named in report, report
+
+
+def test_merging_with_view_fails_only_on_attentions_contiguous_output():
+    result = check.run("1.3", merge_with_view)
+    assert [p.passed for p in result.parts] == [True, True, False], result.report()
+    assert result.status == "failed" and "your code raised" not in result.report()
+
+
+# --- 1.5: the model's forward pass, each usual mistake named --------------------------------------------------
+
+
+def forward_variant(positions="arange", final_norm=True, chained=True, through_blocks=True, head="lm_head"):
+    def forward(model, idx):
+        T = idx.size(1)
+        x = model.tok_emb(idx)
+        if positions == "arange":
+            x = x + model.pos_emb(torch.arange(T))
+        elif positions == "token ids":
+            x = x + model.pos_emb(idx)
+        elif positions == "whole table":
+            x = x + model.pos_emb.weight
+        h = x
+        for block in model.blocks if through_blocks else []:
+            h = block(h if chained else x)
+        if final_norm:
+            h = model.ln_f(h)
+        if head == "none":
+            return h
+        return model.lm_head(h) if head == "lm_head" else h @ model.tok_emb.weight.T
+
+    return forward
+
+
+FORWARD_MISTAKES = {
+    "no position embedding": (forward_variant(positions=None), "the position embedding is missing"),
+    "positions looked up by token id": (forward_variant(positions="token ids"),
+                                        "look it up with the positions torch.arange(T), not with the token ids"),
+    "the whole position table": (forward_variant(positions="whole table"),
+                                 "not the whole table model.pos_emb.weight (32 rows)"),
+    "no final LayerNorm": (forward_variant(final_norm=False), "the final LayerNorm is missing"),
+    "LM head on the embeddings": (forward_variant(through_blocks=False),
+                                  "the LM head reads the embeddings, not the blocks' output"),
+    "blocks not chained": (forward_variant(chained=False), "only the last block reaches the output"),
+    "tied to the token embedding": (forward_variant(head="tok_emb"), "this model's LM head is its own layer, model.lm_head"),
+    "no LM head": (forward_variant(head="none"), "these are hidden states (d_model = 64); finish with model.lm_head"),
+    "the library's model(idx)": (lambda model, idx: model(idx),
+                                 "you called model(idx): that is the library's own forward pass"),
+    "the library's hidden states": (lambda model, idx: model.lm_head(model.hidden_states(idx)),
+                                    "you called model.hidden_states(idx)"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(FORWARD_MISTAKES))
+def test_a_forward_pass_mistake_is_named(mistake):
+    passes("1.5", reference("1.5"))
+    answer, named = FORWARD_MISTAKES[mistake]
+    result = check.run("1.5", answer)
+    report = result.report()
+    assert result.status == "failed" and named in report, report
+    if mistake.startswith("the library's"):
+        assert result.points == 0
+
+
+@pytest.mark.parametrize("hidden_seed", [10])  # a model whose vocabulary is smaller than its context
+def test_positions_looked_up_by_token_id_are_named_when_no_lookup_fails(hidden_seed, monkeypatch):
+    monkeypatch.setattr(core, "HIDDEN_SEED", hidden_seed)
+    report = check.run("1.5", forward_variant(positions="token ids")).report()
+    assert "vocab_size=20, block_size=40" in report
+    assert "the position embedding was looked up with the token ids" in report
 
 
 # --- equivalent right answers pass ----------------------------------------------------------------------------------
@@ -276,11 +429,18 @@ def attention_other_order(q, k, v):
     return torch.einsum("bhts,bhsd->bhtd", weights, v), weights.transpose(-2, -1).contiguous().transpose(-2, -1)
 
 
-class BlockOtherOrder(reference("1.2")):
+class BlockOtherOrder(reference("1.4")):
     def forward(self, x):
         h = self.attn(self.ln1(x)) + x
         return self.mlp(self.ln2(h)) + h
 
+
+def forward_other_spelling(model, idx):
+    positions = torch.arange(idx.shape[1]).unsqueeze(0).expand_as(idx)
+    x = model.pos_emb(positions) + model.tok_emb(idx)
+    for i in range(len(model.blocks)):
+        x = model.blocks[i](x)
+    return F.linear(model.ln_f(x), model.lm_head.weight)
 
 def count_by_hand(config):
     d, V, T, L, h = config.d_model, config.vocab_size, config.block_size, config.n_layer, config.mlp_ratio * config.d_model
@@ -389,9 +549,14 @@ def pareto_other_order(points):
 EQUIVALENT = [
     ("1.1", "float64", lambda: in_float64(reference("1.1"))),
     ("1.1", "other order", lambda: attention_other_order),
-    ("1.2", "other order", lambda: BlockOtherOrder),
-    ("1.3", "numpy integer", lambda: count_by_hand),
-    ("1.3", "components summed", lambda: lambda c: sum(reversed(parameter_count_formula(c).values()))),
+    ("1.2", "float64", lambda: in_float64(reference("1.2"))),
+    ("1.2", "chunks stacked", lambda: lambda x, n_head: torch.stack(x.chunk(n_head, dim=-1), dim=1)),
+    ("1.3", "float64", lambda: in_float64(reference("1.3"))),
+    ("1.3", "heads concatenated", lambda: lambda x: torch.cat(x.unbind(1), dim=-1)),
+    ("1.4", "other order", lambda: BlockOtherOrder),
+    ("1.5", "other spelling", lambda: forward_other_spelling),
+    ("1.6", "numpy integer", lambda: count_by_hand),
+    ("1.6", "components summed", lambda: lambda c: sum(reversed(parameter_count_formula(c).values()))),
     ("2.1", "numpy integer", lambda: lambda model, batch: np.int64(reference("2.1")(model, batch))),
     ("2.2", "numpy floats", lambda: lambda n, t, p: {k: np.float64(v) for k, v in reversed(reference("2.2")(n, t, p).items())}),
     ("2.3", "numpy integer", lambda: lambda *shape: np.int64(reference("2.3")(*shape))),

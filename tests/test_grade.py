@@ -69,7 +69,7 @@ def test_what_a_notebook_writes_to_its_file_descriptors_cannot_hide_or_forge_its
     rows = {Path(r["file"]).name: r for r in csv.DictReader(grades.open())}
     for name, attack in attacks.RUN_ATTACKS.items():
         assert rows[name]["run"] == attack["run"], (name, rows[name]["run"])
-        assert rows[name]["total"] == "13", (name, rows[name]["reasons"])
+        assert rows[name]["total"] == str(sum(FULL_CH1.values())), (name, rows[name]["reasons"])
 
 
 def test_a_notebook_that_loops_or_writes_the_course_keeps_its_exercise_points(tmp_path):
@@ -165,7 +165,8 @@ def test_a_hostile_class_graded_in_one_run(tmp_path, monkeypatch):
         if attack.get("absent"):
             assert attack["absent"] not in row["reasons"]
         assert row["seed"] == "7"
-    assert rows["honest.ipynb"]["total"] == "14" and rows["honest.ipynb"]["max"] == "14"
+    full = str(sum(FULL_CH1.values()) + 1)  # and the instructor's hidden check of 1.1
+    assert rows["honest.ipynb"]["total"] == full and rows["honest.ipynb"]["max"] == full
     for name, reason in broken.items():
         assert reason in rows[name]["reasons"] and rows[name]["total"] == "0", (name, rows[name]["reasons"])
     raw = grades.read_text()
@@ -191,8 +192,8 @@ def test_hidden_instructor_checks_add_points_and_reasons(tmp_path):
         "    assert False, 'the instructor wants a docstring'\n")
     result = grade(SOLUTIONS / "01_mini_transformer.ipynb", 1, execute=False, extra_tests=folder, seed=3)
     assert result.points["1.1"] == 5 and result.points["1.1 max"] == 5
-    assert result.points["1.3"] == 5 and result.points["1.3 max"] == 6
-    assert result.reasons == ["1.3: hidden check check_count_parameters: the instructor wants a docstring"]
+    assert result.points["1.6"] == 5 and result.points["1.6 max"] == 6
+    assert result.reasons == ["1.6: hidden check check_count_parameters: the instructor wants a docstring"]
 
 
 def test_csv_columns_and_participation(tmp_path):
@@ -200,9 +201,9 @@ def test_csv_columns_and_participation(tmp_path):
                grade(CHAPTERS / "01_mini_transformer.ipynb", 1, execute=False, seed=5)]
     write_csv(results, 1, tmp_path / "g.csv", seed=5)
     rows = list(csv.DictReader((tmp_path / "g.csv").open()))
-    assert [r["total"] for r in rows] == ["13", "0"]
-    assert rows[1]["reasons"] == "1.1: stub | 1.2: stub | 1.3: stub"
-    assert list(rows[0]) == ["file", "student", "run", "1.1", "1.2", "1.3", "total", "max", "predictions", "similarity",
+    assert [r["total"] for r in rows] == ["22", "0"] and sum(FULL_CH1.values()) == 22
+    assert rows[1]["reasons"] == "1.1: stub | 1.2: stub | 1.3: stub | 1.4: stub | 1.5: stub | 1.6: stub"
+    assert list(rows[0]) == ["file", "student", "run", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "total", "max", "predictions", "similarity",
                              "flags", "seed", "reasons"]
     assert rows[0]["seed"] == "5" and rows[1]["similarity"] == ""
 

@@ -1,7 +1,8 @@
 """Hostile chapter-1 submissions, one per attack, with the grade each must get (see tests/test_grade.py).
 
 Each attack replaces the body of one exercise cell of a small, correct chapter-1 notebook (or adds a cell, or
-breaks the file). `expect` maps exercise ids to points (1.1 is worth 4, 1.2 4, 1.3 5); `reason` is a text
+breaks the file). `expect` maps exercise ids to points (FULL: 1.1 is worth 4, 1.2 3, 1.3 3, 1.4 4, 1.5 3, 1.6 5);
+`reason` is a text
 the CSV's reasons must contain; `absent` is a text they must not contain.
 """
 
@@ -12,12 +13,14 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent.parent
 CANARY = Path(__file__).resolve().parent / "canary.txt"
 MARKER = "HOSTILE_BACKGROUND_MARKER"
-FULL = {"1.1": 4, "1.2": 4, "1.3": 5}
+FULL = {"1.1": 4, "1.2": 3, "1.3": 3, "1.4": 4, "1.5": 3, "1.6": 5}
 SECRET = "the-instructors-secret-hidden-test"
 
 ATTENTION = "def causal_attention(q, k, v):\n"
 BLOCK = "class Block(nn.Module):\n"
 COUNT = "def count_parameters(config):\n"
+SPLIT = "def split_heads(x, n_head):\n"
+FORWARD = "def forward(model, idx):\n"
 GOOD_ATTENTION = '''    T = q.size(-2)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
@@ -56,8 +59,16 @@ def count(body: str, header: str = "") -> dict:
     return {COUNT: header + COUNT + body}
 
 
+def split(body: str) -> dict:
+    return {SPLIT: SPLIT + body}
+
+
+def forward(body: str) -> dict:
+    return {FORWARD: FORWARD + body}
+
+
 def block(source: str) -> dict:
-    """The whole 1.2 cell: `source` defines Block."""
+    """The whole 1.4 cell: `source` defines Block."""
     return {BLOCK: source}
 
 
@@ -91,30 +102,40 @@ ATTACKS = {
     "delegate_decorated.ipynb": dict(  # a decorator swaps the learner's function for the library's
         replace=attention("    pass\n", "@lambda f: getattr(__import__('minitransformer'), 'causal_' + 'attention')\n"),
         expect={**FULL, "1.1": 0}, reason="1.1: uses the library's reference for this exercise"),
-    # 1.2: the library's Block subclassed, borrowed or instantiated with no learner frame on the call stack
+    # 1.4: the library's Block subclassed, borrowed or instantiated with no learner frame on the call stack
     "delegate_block_subclass.ipynb": dict(
         replace=block("class Block(getattr(__import__('minitransformer'), 'Block')):\n    pass\n"),
-        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+        expect={**FULL, "1.4": 0}, reason="1.4: uses the library's reference for this exercise"),
     "delegate_block_importlib.ipynb": dict(
         replace=block("import importlib\n\n"
                       "class Block(importlib.import_module('minitransformer.' + 'model').Block):\n"
                       "    def forward(self, x):\n        return super().forward(x)\n"),
-        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+        expect={**FULL, "1.4": 0}, reason="1.4: uses the library's reference for this exercise"),
     "delegate_block_borrowed_forward.ipynb": dict(  # its own __init__, the library's forward via sys.modules
         replace=block("import sys\n\nclass Block(nn.Module):\n" + OWN_BLOCK_INIT
                       + "    forward = getattr(sys.modules['minitransformer.' + 'model'], 'Block').forward\n"),
-        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+        expect={**FULL, "1.4": 0}, reason="1.4: uses the library's reference for this exercise"),
     "delegate_block_decorated.ipynb": dict(  # the class statement is replaced by the library's class
         replace=block("@lambda cls: getattr(__import__('minitransformer'), 'Bl' + 'ock')\nclass Block(nn.Module):\n    pass\n"),
-        expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+        expect={**FULL, "1.4": 0}, reason="1.4: uses the library's reference for this exercise"),
     "delegate_block_instance.ipynb": dict(  # Block(config) returns an instance of the library's Block, made by
         replace=block("import functools\n\n"  # C code: no learner frame on the call stack
                       "class Maker(type):\n"
                       "    __call__ = staticmethod(functools.partial(getattr(__import__('minitransformer'), 'Block')))\n\n"
                       "class Block(nn.Module, metaclass=Maker):\n    pass\n"),
+        expect={**FULL, "1.4": 0}, reason="1.4: uses the library's reference for this exercise"),
+    # 1.2 and 1.5: the library's head split borrowed with a stand-in self, the library's model called
+    "split_borrowed.ipynb": dict(
+        replace=split("    import types\n"
+                      "    layer = getattr(__import__('minitransformer'), 'CausalSelf' + 'Attention')\n"
+                      "    return layer.split_heads(types.SimpleNamespace(n_head=n_head), x)\n"),
         expect={**FULL, "1.2": 0}, reason="1.2: uses the library's reference for this exercise"),
+    "forward_calls_model.ipynb": dict(replace=forward("    return model(idx)\n"),
+                                      expect={**FULL, "1.5": 0}, reason="1.5: uses the library's reference for this exercise"),
+    "forward_borrows_hidden_states.ipynb": dict(replace=forward("    return model.lm_head(type(model).hidden_states(model, idx))\n"),
+                                                expect={**FULL, "1.5": 0}, reason="1.5: uses the library's reference"),
     "count_by_instantiating.ipynb": dict(replace=count("    return sum(p.numel() for p in mt.MiniTransformer(config).parameters())\n"),
-                                         expect={**FULL, "1.3": 0}, reason="1.3: uses the library's reference"),
+                                         expect={**FULL, "1.6": 0}, reason="1.6: uses the library's reference"),
     "count_own_layers.ipynb": dict(  # builds the model from torch layers and counts: configs too large to build
         replace=count("    import torch.nn as nn\n    d, h = config.d_model, config.mlp_ratio * config.d_model\n"
                       "    layers = [nn.Embedding(config.vocab_size, d), nn.Embedding(config.block_size, d), nn.LayerNorm(d, bias=config.bias),\n"
@@ -124,12 +145,12 @@ ATTACKS = {
                       "        layers += [nn.Linear(d, d, bias=config.bias) for _ in range(4)]\n"
                       "        layers += [nn.Linear(d, h, bias=config.bias), nn.Linear(h, d, bias=config.bias)]\n"
                       "    return sum(p.numel() for layer in layers for p in layer.parameters())\n"),
-        expect={**FULL, "1.3": lambda p: p < 5}, reason="1.3:"),
+        expect={**FULL, "1.6": lambda p: p < 5}, reason="1.6:"),
     "hardcoded_counts.ipynb": dict(  # the notebook's five configs, memorised
         replace=count("    table = {(64, 2, 4, 35, 32, True): 106624, (64, 4, 4, 35, 32, True): 206592}\n"
                       "    key = (config.d_model, config.n_layer, config.mlp_ratio, config.vocab_size, config.block_size, config.bias)\n"
                       "    return table.get(key, 106624)\n"),
-        expect={**FULL, "1.3": 0}, reason="1.3: wrong result"),
+        expect={**FULL, "1.6": 0}, reason="1.6: wrong result"),
     # --- reaching the judge ------------------------------------------------------------------------------------
     "patch_checks_default_arg.ipynb": dict(
         replace={ATTENTION: "def causal_attention(q, k, v, _=setattr(__import__('minitransformer.course.check.ch1', "
@@ -160,7 +181,7 @@ ATTACKS = {
                              "        def __torch_function__(cls, func, types, args=(), kwargs=None):\n            return True\n"
                              "    T = q.size(-2)\n"
                              "    return torch.zeros_like(q).as_subclass(Liar), torch.zeros(*q.shape[:-1], T).as_subclass(Liar)\n")},
-        expect={"1.1": lambda p: p <= 1, "1.2": 4, "1.3": 0}, reason="1.3: wrong result"),
+        expect={**FULL, "1.1": lambda p: p <= 1, "1.6": 0}, reason="1.6: wrong result"),
     "write_course_and_others.ipynb": dict(  # tries to rewrite the checks, a canary, the other submissions
         replace=attention("    import glob, os\n"
                           f"    targets = [{str(ROOT / 'minitransformer' / 'course' / 'check' / 'ch1.py')!r}, {str(CANARY)!r}]\n"
@@ -192,7 +213,7 @@ ATTACKS = {
     "memory_hog.ipynb": dict(replace=attention("    hog = bytearray(64 * 1024**3)\n" + GOOD_ATTENTION),
                              expect={**FULL, "1.1": 0}, reason="1.1: error: MemoryError"),
     "exits.ipynb": dict(replace={**attention("    import sys\n    sys.exit(0)\n"), **count("    import os\n    os._exit(0)\n")},
-                        expect={"1.1": 0, "1.2": 4, "1.3": 0}, reason="1.3: error"),
+                        expect={**FULL, "1.1": 0, "1.6": 0}, reason="1.6: error"),
     "kills_its_server.ipynb": dict(replace=attention("    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)\n" + GOOD_ATTENTION),
                                    expect={**FULL, "1.1": 0}, reason="1.1: error"),
     "loops_forever.ipynb": dict(replace=attention("    while True:\n        pass\n"), expect={**FULL, "1.1": 0},

@@ -13,7 +13,7 @@ reference implementation instead, so the rest of the notebook still runs.
 
 from .core import EXERCISES, RESULTS, CheckResult, Part, StubError, check, run
 from .practice import prediction, quiz
-from .ch1 import block, causal_attention, parameter_count
+from .ch1 import block, causal_attention, merge_heads, model_forward, parameter_count, split_heads
 from .ch2 import activation_bytes, gpt2_parameters, training_bytes
 from .ch3 import early_stopping, forgetting_score, separator_positions, training_step
 from .ch4 import bitfit, count_trainable, train_last_blocks

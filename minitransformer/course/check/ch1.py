@@ -1,4 +1,5 @@
-"""Checks for chapter 1's exercises: causal attention, a block's forward pass, the parameter formula."""
+"""Checks for chapter 1's exercises: causal attention, splitting and merging heads, a block's forward pass, the
+model's forward pass, the parameter formula."""
 
 import dataclasses
 import numbers
@@ -6,9 +7,10 @@ import numbers
 import torch
 
 from ... import counts
+from ...checkpoint import load_base
 from ... import model as reference_model
 from ...counts import parameter_count_formula, parameter_count_from_config
-from ...model import ModelConfig
+from ...model import MiniTransformer, ModelConfig
 from .core import Part, call_learner, call_probe, checker, close, generator, pick, register, seed
 
 
@@ -82,6 +84,131 @@ def _check_causal_attention(fn):
     yield Part("matches softmax(q·kᵀ / sqrt(head_dim)) · v", close(out, expected), message)
 
 
+# --- 1.2 and 1.3: splitting the features into heads, and back ------------------------------------------------
+
+
+def split_heads_reference(x, n_head):
+    """(batch, T, d_model) -> (batch, n_head, T, head_dim): head h holds features h*head_dim ... (h+1)*head_dim - 1."""
+    B, T, D = x.shape
+    return x.view(B, T, n_head, D // n_head).transpose(1, 2)
+
+
+def merge_heads_reference(x):
+    """(batch, n_head, T, head_dim) -> (batch, T, n_head * head_dim): each position's heads side by side again."""
+    B, H, T, hd = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * hd)
+
+
+def _shape(value) -> tuple | str:
+    return tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+
+
+def _split_shape_message(got, x, n_head) -> str:
+    B, T, D = x.shape
+    hd = D // n_head
+    want = (B, n_head, T, hd)
+    message = (f"for x of shape {tuple(x.shape)} and n_head={n_head} you returned {got}; expected "
+               f"(batch, n_head, T, head_dim) = {want}")
+    if got == (B, T, n_head, hd):
+        return message + ": the heads still come after time; transpose(1, 2) to put them before it"
+    if got in ((B, hd, T, n_head), (B, T, hd, n_head)):
+        return message + (f": you made {hd} heads of {n_head} features; there are n_head = {n_head} heads of "
+                          f"head_dim = d_model // n_head = {D} // {n_head} = {hd}")
+    if isinstance(got, tuple) and len(got) == 4 and got[0] == B and got[2] == T and got[1] * got[3] == D:
+        return message + f": {got[1]} heads of {got[3]}; use the n_head argument, not a fixed number"
+    return message
+
+
+def _split_values_message(got, x, n_head) -> str:
+    B, T, D = x.shape
+    hd = D // n_head
+    if close(got, x.reshape(B, n_head, T, hd)):
+        return ("you reshaped straight to (batch, n_head, T, head_dim) without a transpose: that cuts the memory in "
+                "the wrong places, so a 'head' holds features of several positions. View x as (batch, T, n_head, "
+                "head_dim) first, then transpose(1, 2)")
+    if close(got, x.view(B, T, hd, n_head).permute(0, 3, 1, 2)):
+        return (f"head h got every n_head-th feature (h, h + {n_head}, h + {2 * n_head}, …): split the last "
+                f"dimension as (n_head, head_dim), so head h gets the slice h·head_dim … (h+1)·head_dim − 1")
+    wrong = ~torch.isclose(got, split_heads_reference(x, n_head), atol=1e-5, rtol=1e-5).all(-1)
+    b, h, t = (int(i) for i in wrong.nonzero()[0])
+    return (f"head {h} at position {t} (batch {b}) should hold x[{b}, {t}, {h * hd}:{(h + 1) * hd}], the features "
+            f"of that head at that position, but holds other numbers")
+
+
+_SPLIT_SHAPES = [(3, 7, 32, 4), (1, 9, 48, 6), (2, 4, 40, 5), (2, 11, 64, 8), (4, 3, 30, 3), (2, 6, 36, 12)]
+
+
+@register("1.2", "splitting the features into heads", 3, split_heads_reference,
+          "minitransformer.course.check.ch1.split_heads_reference", forbidden=(reference_model.CausalSelfAttention,))
+def _check_split_heads(fn):
+    B, T, D, H = pick(5, (2, 5, 24, 4), *_SPLIT_SHAPES)
+    x = torch.randn(B, T, D, generator=generator(20))
+    got = call_learner(fn, x, H)
+    shape_ok = _shape(got) == (B, H, T, D // H)
+    yield Part("output has shape (batch, n_head, T, head_dim)", shape_ok, _split_shape_message(_shape(got), x, H))
+    if not shape_ok:
+        return
+    values_ok = close(got, split_heads_reference(x, H))
+    yield Part("head h holds features h·head_dim … (h+1)·head_dim − 1 of every position", values_ok,
+               "" if values_ok else _split_values_message(got, x, H))
+    others = [h for h in range(2, D) if D % h == 0 and h != H][:2]
+    message = ""
+    for other in others:
+        got = call_learner(fn, x, other)
+        if _shape(got) != (B, other, T, D // other):
+            message = _split_shape_message(_shape(got), x, other)
+        elif not close(got, split_heads_reference(x, other)):
+            message = f"for n_head={other}: " + _split_values_message(got, x, other)
+        if message:
+            break
+    yield Part(f"uses its n_head argument: right for n_head = {' and '.join(map(str, others))} too", not message, message)
+
+
+_VIEW_MESSAGE = ("after transpose(1, 2) the tensor is no longer contiguous in memory, and .view cannot move memory: "
+                 "call .contiguous() before .view(batch, T, d_model), or use .reshape, which copies when it must. "
+                 "(merge_heads(split_heads(x)) hides this: there the transpose gives back x's own memory order)")
+
+
+def _merge_message(got, heads) -> str:
+    B, H, T, hd = heads.shape
+    want = (B, T, H * hd)
+    if _shape(got) != want:
+        message = (f"for heads of shape {tuple(heads.shape)} you returned {_shape(got)}; expected "
+                   f"(batch, T, n_head·head_dim) = {want}")
+        if _shape(got) == (B, T, H, hd):
+            return message + ": the heads are back after time but not merged; reshape to (batch, T, n_head·head_dim)"
+        return message
+    if close(got, heads.reshape(B, T, H * hd)):
+        return ("you reshaped (batch, n_head, T, head_dim) straight to (batch, T, d_model) without a transpose: that "
+                "mixes positions. transpose(1, 2) first, so each position's heads sit next to each other")
+    if close(got, heads.permute(0, 2, 3, 1).reshape(B, T, H * hd)):
+        return ("the heads' features are interleaved (feature 0 of every head, then feature 1, …): after "
+                "transpose(1, 2), reshape so head h fills features h·head_dim … (h+1)·head_dim − 1")
+    return "the values differ from the heads put side by side, head 0 first"
+
+
+@register("1.3", "merging the heads", 3, merge_heads_reference, "minitransformer.course.check.ch1.merge_heads_reference",
+          forbidden=(reference_model.CausalSelfAttention,))
+def _check_merge_heads(fn):
+    B, T, D, H = pick(6, (2, 5, 24, 4), *_SPLIT_SHAPES)
+    x = torch.randn(B, T, D, generator=generator(22))
+    split = split_heads_reference(x, H)
+    got = call_learner(fn, split)
+    yield Part("output has shape (batch, T, n_head·head_dim)", _shape(got) == (B, T, D), _merge_message(got, split))
+    if _shape(got) != (B, T, D):
+        return
+    yield Part("undoes split_heads: merge_heads(split_heads(x)) is x", close(got, x), _merge_message(got, split))
+    heads = torch.randn(B, H, T, D // H, generator=generator(23))  # contiguous, like attention's output
+    try:
+        got = call_learner(fn, heads)
+        message = _merge_message(got, heads)
+    except RuntimeError as error:
+        if "view" not in str(error):
+            raise
+        got, message = None, _VIEW_MESSAGE
+    yield Part("merges attention's output, a fresh contiguous tensor", close(got, merge_heads_reference(heads)), message)
+
+
 def _block_variants(block, x):
     """What common mistakes would compute, to recognise them in a learner's output."""
     attn, mlp, ln1, ln2 = block.attn, block.mlp, block.ln1, block.ln2
@@ -113,7 +240,7 @@ def _probe_block(block_cls, config, state, inputs):
     return seen
 
 
-@register("1.2", "a transformer block's forward pass", 4, reference_model.Block, "minitransformer.Block",
+@register("1.4", "a transformer block's forward pass", 4, reference_model.Block, "minitransformer.Block",
           forbidden=(reference_model.MiniTransformer,))
 def _check_block(block_cls):
     config = pick(2, ModelConfig(d_model=32, n_head=4), ModelConfig(d_model=48, n_head=6),
@@ -152,6 +279,169 @@ def _check_block(block_cls):
             if close(y, variant):
                 message = diagnosis
     yield Part("matches the pre-LayerNorm residual block", close(y, expected), message)
+
+
+# --- 1.5: the model's forward pass ----------------------------------------------------------------------------
+
+
+def forward_reference(model, idx):
+    """Next-token logits (batch, T, vocab_size) from the model's modules, as MiniTransformer.forward computes them."""
+    T = idx.size(1)
+    x = model.tok_emb(idx) + model.pos_emb(torch.arange(T, device=idx.device))
+    for block in model.blocks:
+        x = block(x)
+    return model.lm_head(model.ln_f(x))
+
+
+class _Watched(MiniTransformer):
+    """The model a learner's forward pass is given: it notes every use of the model's own forward pass."""
+
+    def forward(self, idx):
+        self.library_calls.append("model(idx)")
+        return super().forward(idx)
+
+    def hidden_states(self, idx):
+        self.library_calls.append("model.hidden_states(idx)")
+        return super().hidden_states(idx)
+
+    def embed(self, idx):
+        self.library_calls.append("model.embed(idx)")
+        return super().embed(idx)
+
+
+def _probe_forward(forward_fn, config, state, inputs):
+    """Runs where the learner's code is: their forward pass on the judge's weights and token ids."""
+    model = _Watched(config)
+    model.load_state_dict(state)
+    model.eval()
+    model.library_calls = []
+    outputs = []
+    with torch.no_grad():
+        for idx in inputs:
+            try:
+                outputs.append(["ok", forward_fn(model, idx)])
+            except NotImplementedError:
+                raise
+            except Exception as error:  # noqa: BLE001 (reported with the input it failed on)
+                outputs.append(["error", f"{type(error).__name__}: {error}"[:300]])
+    return {"calls": list(model.library_calls), "outputs": outputs}
+
+
+def _forward_model():
+    """The weights a forward pass is checked on: the shipped base in a notebook, varied configs when grading."""
+    config = pick(7, None, None, ModelConfig(n_layer=3), ModelConfig(d_model=48, n_head=6, bias=False),
+                  ModelConfig(vocab_size=20, block_size=40), ModelConfig(d_model=32, n_head=2, mlp_ratio=2, n_layer=4))
+    if config is None:
+        base = load_base()
+        return base.config, base.state_dict(), "the shipped base"
+    torch.manual_seed(seed(24))
+    model = MiniTransformer(config)
+    for p in model.parameters():  # non-trivial norms, embeddings and head, so every mistake shows
+        torch.nn.init.normal_(p, std=0.3)
+    changed = {k: v for k, v in config.to_dict().items() if v != getattr(ModelConfig(), k)}
+    return config, model.state_dict(), "a model with " + ", ".join(f"{k}={v}" for k, v in changed.items())
+
+
+def _forward_variants(model, idx):
+    """What common mistakes would compute, to recognise them in a learner's logits."""
+    T = idx.size(1)
+    tok, pos = model.tok_emb(idx), model.pos_emb(torch.arange(T))
+
+    def blocks(x):
+        for block in model.blocks:
+            x = block(x)
+        return x
+
+    variants = [
+        (model.lm_head(model.ln_f(blocks(tok))),
+         "the position embedding is missing: add model.pos_emb(torch.arange(T)) to the token embeddings, or no "
+         "position can tell where it is"),
+        (model.lm_head(blocks(tok + pos)),
+         "the final LayerNorm is missing: apply model.ln_f to the last block's output, then the LM head"),
+        (model.lm_head(model.ln_f(tok + pos)),
+         "the LM head reads the embeddings, not the blocks' output: carry x through every block (x = block(x)) "
+         "and give the LM head model.ln_f of the result"),
+        (model.ln_f(blocks(tok + pos)) @ model.tok_emb.weight.T,
+         "the logits come from the token embedding's matrix: this model's LM head is its own layer, model.lm_head "
+         "(its weights are not tied to the embedding)"),
+    ]
+    if len(model.blocks) > 1:
+        variants.append((model.lm_head(model.ln_f(model.blocks[-1](tok + pos))),
+                         "only the last block reaches the output: each block must read the previous block's output "
+                         "(x = block(x)), not the embeddings"))
+    if int(idx.max()) < model.config.block_size:
+        variants.append((model.lm_head(model.ln_f(blocks(tok + model.pos_emb(idx)))),
+                         "the position embedding was looked up with the token ids: look it up with the positions "
+                         "0 … T−1, torch.arange(T)"))
+    return variants
+
+
+def _forward_error(error: str, config) -> str:
+    message = f"it raised {error}"
+    if error.startswith("IndexError"):
+        return message + (f". The position embedding has one row per position (block_size = {config.block_size}): "
+                          "look it up with the positions torch.arange(T), not with the token ids")
+    if "must match the size of tensor" in error:
+        return message + (". If it came from the position embedding: add the rows of the T positions present, "
+                          "model.pos_emb(torch.arange(T)), not the whole table model.pos_emb.weight "
+                          f"({config.block_size} rows)")
+    return message
+
+
+def _forward_shape_message(got, idx, config) -> str:
+    B, T = idx.shape
+    want = (B, T, config.vocab_size)
+    message = f"for token ids of shape {(B, T)} you returned {got}; expected (batch, T, vocab_size) = {want}"
+    if got == (B, T, config.d_model):
+        return message + (f": these are hidden states (d_model = {config.d_model}); finish with model.lm_head, which "
+                          f"scores each of the {config.vocab_size} tokens")
+    if got == (B, config.vocab_size):
+        return message + ": return the logits of every position, not only the last one"
+    return message
+
+
+@register("1.5", "the model's forward pass", 3, forward_reference, "minitransformer.course.check.ch1.forward_reference",
+          forbidden=(reference_model.MiniTransformer,))
+def _check_forward(forward_fn):
+    config, state, label = _forward_model()
+    V, T_max = config.vocab_size, config.block_size
+    g = generator(25)
+    T = pick(8, 9, 5, 12, 15)
+    prompt = torch.randint(0, V, (2, T), generator=g)
+    full = torch.randint(0, V, (3, T_max), generator=g)
+    if V > T_max:
+        prompt[0, -1] = V - 1  # a token id with no position row: looking positions up by token id fails visibly
+    inputs = [prompt, full]
+    seen = call_probe(_probe_forward, forward_fn, config, state, inputs)
+    if seen["calls"]:
+        yield Part("computes the logits from the model's modules, not with the model's own forward pass", False,
+                   f"you called {seen['calls'][0]}: that is the library's own forward pass (MiniTransformer) doing "
+                   "this exercise for you. Write it from model.tok_emb, model.pos_emb, model.blocks, model.ln_f and "
+                   "model.lm_head")
+        return
+    reference = MiniTransformer(config)
+    reference.load_state_dict(state)
+    reference.eval()
+    problems = []
+    for (status, got), idx in zip(seen["outputs"], inputs):
+        if status != "ok":
+            problems.append(_forward_error(got, config))
+        elif _shape(got) != (*idx.shape, V):
+            problems.append(_forward_shape_message(_shape(got), idx, config))
+    yield Part("returns logits of shape (batch, T, vocab_size)", not problems, problems[0] if problems else "")
+    what = (f"a prompt of {T} tokens", f"a full context of {T_max} tokens")
+    with torch.no_grad():
+        for (status, got), idx, name in zip(seen["outputs"], inputs, what):
+            expected = reference(idx)
+            ok = status == "ok" and close(got, expected)
+            message = "no logits to compare (see above)"
+            if status == "ok" and _shape(got) == expected.shape:
+                message = "the logits differ from embeddings → blocks → final LayerNorm → LM head"
+                for variant, diagnosis in _forward_variants(reference, idx):
+                    if close(got, variant):
+                        message = diagnosis
+                        break
+            yield Part(f"matches MiniTransformer.forward on {name} ({label})", ok, message)
 
 
 _CONFIGS = [
@@ -211,7 +501,7 @@ def _diagnose_count(got, config, label) -> str:
     return f"for {label} you said {got:,} but the model has {want:,} (off by {diff:+,}){hint}"
 
 
-@register("1.3", "the parameter-count formula", len(_CONFIGS), parameter_count_from_config,
+@register("1.6", "the parameter-count formula", len(_CONFIGS), parameter_count_from_config,
           "minitransformer.counts.parameter_count_from_config",
           forbidden=(parameter_count_formula, counts.count_parameters, reference_model.MiniTransformer,
                      reference_model.Classifier))
@@ -227,5 +517,8 @@ def _check_count(count_fn):
         yield Part(f"correct for {label}", ok, msg)
 
 causal_attention = checker("1.1")
-block = checker("1.2")
-parameter_count = checker("1.3")
+split_heads = checker("1.2")
+merge_heads = checker("1.3")
+block = checker("1.4")
+model_forward = checker("1.5")
+parameter_count = checker("1.6")
