@@ -178,3 +178,40 @@ def test_the_pareto_front_keeps_the_points_nothing_beats():
 def test_a_run_without_a_curve_says_so():
     with pytest.raises(ValueError, match="records no curve"):
         tradeoff.curve({"method": "full", "lr": 1e-3, "seed": 0})
+
+
+# --- the shipped shared study: what the bounded score buys -------------------------------------------------------
+
+
+def test_on_the_shared_study_the_bounded_score_is_in_range_and_tells_more_methods_apart():
+    from minitransformer.experiments import load_study
+
+    results = load_study("tradeoff")
+    methods = [m for m, e in results["methods"].items() if "replay" not in m and m != "head only"]  # 13 methods
+    summary = {m: results["methods"][m]["summary"] for m in methods}
+    saturated = {metric: [m for m in methods if summary[m][metric][0] >= 0.9]
+                 for metric in ("forgetting_tokens", "forgetting_em")}
+    assert not saturated["forgetting_tokens"] and len(saturated["forgetting_em"]) >= 6
+    assert sum(summary[m]["forgetting_loss"][0] > math.log(35) for m in methods) >= 6  # past a uniform guess
+    apart = {metric: sum(p["apart"] for p in tradeoff.separated_pairs(results, metric, methods))
+             for metric in ("forgetting_tokens", "forgetting_em", "forgetting_loss")}
+    assert apart["forgetting_tokens"] > apart["forgetting_loss"] > apart["forgetting_em"], apart
+
+
+def test_the_trade_off_figure_draws_one_labelled_frontier_per_method():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minitransformer.course.tradeoffplot import plot_tradeoff
+    from minitransformer.experiments import load_study
+
+    results = load_study("tradeoff")
+    fig, ax = plt.subplots()
+    plot_tradeoff(ax, results, ["full", "LoRA q,v r=8"])
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["full", "LoRA q,v r=8"]
+    front = tradeoff.frontier(tradeoff.method_points(results, "full"))
+    assert [p["accuracy"] for p in front] == sorted(p["accuracy"] for p in front)
+    assert [p["forgetting"] for p in front] == sorted(p["forgetting"] for p in front)  # more learning costs more
+    plt.close(fig)

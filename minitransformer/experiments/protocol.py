@@ -135,6 +135,9 @@ class Study:
     extra_metrics: Callable | None = None
     metrics: tuple[str, ...] = METRICS  # what is summarised and reported at the chosen rate
     curve_every: int = 0  # > 0: record validation accuracy and forgetting along training, every this many steps
+    # What a live re-run is compared on (`results.recheck`); None: validation accuracy and every reported metric.
+    # A study narrows it only where its own seeds show that five of them cannot bound a sixth (see the study).
+    live_rechecked: tuple[str, ...] | None = None
 
     def __post_init__(self):
         unknown = [m for m in self.metrics if m not in TRADEOFF_METRICS]

@@ -42,8 +42,10 @@ RECHECKED = ("val_accuracy",) + METRICS  # what `recheck` compares (and a study'
 
 
 def rechecked(results: dict) -> tuple[str, ...]:
-    """The metrics a re-check of this study compares: validation accuracy and what the study reports."""
-    return ("val_accuracy",) + tuple(results.get("metrics", METRICS))
+    """The metrics a re-check of this study compares: validation accuracy and what the study reports, unless the
+    study names fewer (`Study.live_rechecked`, with its reason in the study's module)."""
+    named = study_definition(results["study"]).live_rechecked
+    return tuple(named) if named is not None else ("val_accuracy",) + tuple(results.get("metrics", METRICS))
 # A loss rise past a uniform guess over the vocabulary (ln 35 = 3.56 nats) tells how confidently wrong a model has
 # become, not how much it kept, and it is heavy-tailed there (one seed 6, another 10): re-checks compare it capped.
 LOSS_CEILING = math.log(len(VOCAB))

@@ -98,3 +98,26 @@ def separated_pairs(results: dict, metric: str, methods: list[str] | None = None
             mean, low, high = paired_difference([values[a][s] for s in seeds], [values[b][s] for s in seeds])
             pairs.append({"a": a, "b": b, "difference": (mean, low, high), "apart": low > 0 or high < 0})
     return pairs
+
+
+def mean_curve(results: dict, method: str, lr: float, metric: str = FORGETTING) -> list[tuple[int, float, float]]:
+    """(step, validation accuracy, forgetting) along training at one rate, each the mean over the seeds."""
+    runs = [r for r in results["runs"] if r["method"] == method and r["lr"] == lr]
+    if not runs:
+        raise ValueError(f"study {results['study']!r} has no runs of {method!r} at lr {lr:g}")
+    curves = [curve(r, metric) for r in runs]
+    return [(points[0][0], sum(p[1] for p in points) / len(points), sum(p[2] for p in points) / len(points))
+            for points in zip(*curves)]
+
+
+def method_points(results: dict, method: str, metric: str = FORGETTING) -> list[dict]:
+    """Every (rate, step) of a method as one seed-mean point: {"lr", "step", "accuracy", "forgetting"}."""
+    return [{"lr": lr, "step": step, "accuracy": accuracy, "forgetting": forgetting}
+            for lr in results["methods"][method]["lr_grid"]
+            for step, accuracy, forgetting in mean_curve(results, method, lr, metric)]
+
+
+def frontier(points: list[dict]) -> list[dict]:
+    """The points of `method_points` that no other beats on both learning and forgetting, by accuracy."""
+    front = pareto_front([(p["accuracy"], p["forgetting"]) for p in points])
+    return [points[i] for i in front]

@@ -46,4 +46,10 @@ STUDY = Study(
     methods=methods(),
     metrics=TRADEOFF_METRICS,
     curve_every=25,
+    # Live re-runs are compared on accuracy only. Here most methods forget part of the base tasks, not all, and
+    # forgetting is heavy-tailed across seeds: Pfeiffer at 0.01 loses 0.006-0.059 of the characters on four seeds
+    # and 0.307 on the fifth (loss rise 0.02-0.21 vs 1.72 nats). Five seeds cannot bound a sixth there (leaving one
+    # out puts it 4.7 and 5.0 of the re-check's ranges away), so the chapters' forgetting claims rest on the
+    # shipped runs, checked in the tests, and a live re-run is held to its accuracy.
+    live_rechecked=("val_accuracy", "test_accuracy"),
 )
