@@ -140,3 +140,15 @@ def test_no_prose_reveals_a_prediction_before_it_is_checked(path):
         assert checked is not None, f"cell {index}: the prediction `{name}` is never checked"
         prose = [k for k in range(index + 1, checked) if nb.cells[k].cell_type == "markdown"]
         assert not prose, f"cells {prose} (text) come between the prediction `{name}` (cell {index}) and its check"
+
+
+def test_the_readme_states_each_chapters_own_learner_time():
+    readme = (SOLUTIONS.parent / "README.md").read_text()
+    table = dict(re.findall(r"^\| (\d+) [^|]+\| (\d+) min \|", readme, re.M))
+    assert len(table) == len(SOLUTION_NOTEBOOKS)
+    for path in SOLUTION_NOTEBOOKS:
+        opening = " ".join(nbformat.read(path, as_version=4).cells[0].source.split())
+        stated = re.search(r"[Aa]bout (\d+) min", opening).group(1)
+        assert table[str(int(path.name[:2]))] == stated, f"{path.name}: the chapter says {stated} min, the README table {table[str(int(path.name[:2]))]}"
+    total = sum(map(int, table.values()))
+    assert f"add up to {total} minutes" in readme
