@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .data import BASE_TASKS, EVAL_OFFSETS, IGNORE, TASKS, Example, encode_classification, encode_lm, make_examples, require_examples
+from .data import (BASE_TASKS, EVAL_OFFSETS, IGNORE, TASKS, Example, descent_category, encode_classification,
+                   encode_lm, make_examples, require_examples)
 from .guards import require_int
 from .model import Classifier
 from .runtime import EVAL_SEED
@@ -79,6 +80,17 @@ def classification_accuracy(model: Classifier, examples: list[Example], batch_si
         correct += (model(x, positions).argmax(dim=-1) == labels).sum().item()
     model.train(was_training)
     return correct / len(examples)
+
+
+def accuracy_by_category(model: Classifier, examples: list[Example], category=None) -> dict[str, tuple[float, int]]:
+    """Accuracy on each kind of example: {category: (accuracy, how many)}, `category(example)` naming the kind
+    (default `data.descent_category`: sorted, one swap at an end, one swap inside, several descents). A score that
+    averages over easy and hard examples can hide a shortcut; this shows where the errors are."""
+    category = category or descent_category
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(category(example), []).append(example)
+    return {name: (classification_accuracy(model, group), len(group)) for name, group in sorted(groups.items())}
 
 
 def eval_set(task: str, n: int = 500, seed: int = EVAL_SEED) -> list[Example]:

@@ -215,3 +215,14 @@ def test_the_trade_off_figure_draws_one_labelled_frontier_per_method():
     assert [p["accuracy"] for p in front] == sorted(p["accuracy"] for p in front)
     assert [p["forgetting"] for p in front] == sorted(p["forgetting"] for p in front)  # more learning costs more
     plt.close(fig)
+
+
+def test_accuracy_by_category_splits_the_accuracy_without_changing_it():
+    from minitransformer.evaluate import accuracy_by_category, classification_accuracy
+
+    model = mt.Classifier(mt.load_base())
+    examples = eval_set("is_sorted", 200)
+    parts = accuracy_by_category(model, examples)
+    assert set(parts) <= {"sorted", "one swap at an end", "one swap inside", "several descents"}
+    assert sum(n for _, n in parts.values()) == 200
+    assert sum(a * n for a, n in parts.values()) / 200 == pytest.approx(classification_accuracy(model, examples))
