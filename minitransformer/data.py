@@ -114,6 +114,9 @@ def descent_category(example: Example) -> str:
     """Which kind of is_sorted example this is: "sorted", "one swap at an end" (the descent is the first or the
     last pair, where a rule reading 2 end digits sees it), "one swap inside", or "several descents" (a random
     string)."""
+    if not isinstance(example, Example) or example.task not in ("is_sorted", "is_sorted_hard"):
+        raise ValueError(f"descent_category reads is_sorted and is_sorted_hard examples, got "
+                         f"{example.task if isinstance(example, Example) else type(example).__name__!r}")
     digits = example.prompt[1:-1]
     descents = [i for i in range(len(digits) - 1) if digits[i] > digits[i + 1]]
     if not descents:

@@ -86,11 +86,14 @@ def accuracy_by_category(model: Classifier, examples: list[Example], category=No
     """Accuracy on each kind of example: {category: (accuracy, how many)}, `category(example)` naming the kind
     (default `data.descent_category`: sorted, one swap at an end, one swap inside, several descents). A score that
     averages over easy and hard examples can hide a shortcut; this shows where the errors are."""
+    require_examples(examples, "classify")
     category = category or descent_category
+    if not callable(category):
+        raise TypeError(f"category must be a function of an example, got {category!r}")
     groups: dict[str, list[Example]] = {}
     for example in examples:
         groups.setdefault(category(example), []).append(example)
-    return {name: (classification_accuracy(model, group), len(group)) for name, group in sorted(groups.items())}
+    return {name: (classification_accuracy(model, group), len(group)) for name, group in sorted(groups.items(), key=lambda kv: str(kv[0]))}
 
 
 def eval_set(task: str, n: int = 500, seed: int = EVAL_SEED) -> list[Example]:

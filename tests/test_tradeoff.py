@@ -171,7 +171,7 @@ def test_matched_forgetting_takes_each_seeds_best_rate_and_pairs_the_seeds():
 def test_the_pareto_front_keeps_the_points_nothing_beats():
     points = [(0.9, 0.8), (0.8, 0.3), (0.85, 0.9), (0.6, 0.1), (0.6, 0.2), (0.95, 0.95)]
     assert tradeoff.pareto_front(points) == [3, 1, 0, 5]
-    with pytest.raises(ValueError, match=r"a point is \(accuracy, forgetting\), two numbers; got \(0.5, nan\)"):
+    with pytest.raises(ValueError, match=r"a point is \(accuracy, forgetting\), two finite numbers; got \(0.5, nan\)"):
         tradeoff.pareto_front([(0.5, math.nan)])
 
 
@@ -226,3 +226,54 @@ def test_accuracy_by_category_splits_the_accuracy_without_changing_it():
     assert set(parts) <= {"sorted", "one swap at an end", "one swap inside", "several descents"}
     assert sum(n for _, n in parts.values()) == 200
     assert sum(a * n for a, n in parts.values()) / 200 == pytest.approx(classification_accuracy(model, examples))
+
+
+# --- careless inputs get named errors ------------------------------------------------------------------------------
+
+
+def test_per_seed_dicts_pair_on_their_seeds_and_one_seed_is_not_an_interval():
+    assert paired_difference({0: 0.9, 1: 0.8, 2: 0.7}, {2: 0.6, 0: 0.8, 1: 0.7})[0] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="at least two shared seeds, got 1"):
+        paired_difference({0: 0.9, 1: 0.8}, {1: 0.5, 2: 0.4})
+    with pytest.raises(TypeError, match="both sides as .seed: value. dicts"):
+        paired_difference({0: 0.9, 1: 0.8}, [0.5, 0.4])
+    with pytest.raises(ValueError, match="finite numbers, got inf"):
+        paired_difference([1.0, math.inf], [0.0, 0.0])
+
+
+def test_trade_off_readers_name_a_percentage_a_typo_and_a_score_not_on_the_curve():
+    from minitransformer.experiments import load_study
+
+    results = load_study("tradeoff")
+    with pytest.raises(ValueError, match="looks like a percentage: use 0.9"):
+        tradeoff.matched_forgetting(results, "full", 90)
+    with pytest.raises(ValueError, match=r"no runs of 'ful'; it has \["):
+        tradeoff.method_points(results, "ful")
+    with pytest.raises(ValueError, match="the loss is measured at the end of training only"):
+        tradeoff.mean_curve(results, "full", 3e-3, "forgetting_loss")
+    with pytest.raises(ValueError, match=r"reports .* not 'forgetting_tokens'"):
+        tradeoff.at_chosen_rate(load_study("showdown"), "full", "forgetting_tokens")
+    with pytest.raises(ValueError, match=r"no runs of 'full' at lr 0.005; its rates: \["):
+        tradeoff.mean_curve(results, "full", 0.005)
+    with pytest.raises(TypeError, match="methods must be a non-empty list"):
+        tradeoff.separated_pairs(results, "test_accuracy", "full")
+    far = tradeoff.compare_at_accuracy(results, "head only", "IA3", 0.95)
+    assert far["difference"] is None and "a paired interval needs two" in far["why"]
+
+
+def test_a_study_refuses_metric_names_given_as_one_string_or_an_empty_recheck():
+    method = {"full": Method(None, (1e-3,))}
+    with pytest.raises(TypeError, match="metrics must be a tuple of metric names"):
+        Study("s", method, metrics="test_accuracy")
+    assert Study("s", method, metrics=["test_accuracy"]).metrics == ("test_accuracy",)  # a list is kept as a tuple
+    with pytest.raises(ValueError, match="live_rechecked must name at least one metric"):
+        Study("s", method, live_rechecked=())
+    with pytest.raises(ValueError, match=r"unknown live_rechecked \['val_acc'\]"):
+        Study("s", method, live_rechecked=("val_acc",))
+    with pytest.raises(ValueError, match="curve_every must be 0 or an int"):
+        Study("s", method, curve_every=True)
+
+
+def test_descent_categories_are_for_is_sorted_only():
+    with pytest.raises(ValueError, match="reads is_sorted and is_sorted_hard examples, got 'is_palindrome'"):
+        data.descent_category(data.make_examples("is_palindrome", 1, seed=0)[0])

@@ -6,11 +6,17 @@ from __future__ import annotations
 from ..experiments import tradeoff
 from .style import legend_outside, method_style
 
+XLABELS = {"forgetting_tokens": "forgetting: share of base-task answer characters lost (fraction)",
+           "forgetting_em": "forgetting: drop in base-task exact match (fraction)"}
+
 
 def plot_tradeoff(ax, results: dict, methods: list[str], metric: str = tradeoff.FORGETTING, rates: bool = True,
                   title: str | None = None):
     """For each method: its frontier over every rate and evaluation step (a bold line, seed means), and, with
     `rates`, each rate's path along training (thin lines from step 0, a marker at the end of training)."""
+    methods = tradeoff._require_methods(tradeoff._require_results(results), methods)
+    if not isinstance(rates, bool):
+        raise TypeError(f"rates must be True or False, got {rates!r}")
     for name in methods:
         style = method_style(name)
         points = tradeoff.method_points(results, name, metric)
@@ -24,7 +30,7 @@ def plot_tradeoff(ax, results: dict, methods: list[str], metric: str = tradeoff.
         front = tradeoff.frontier(points)
         ax.plot([p["forgetting"] for p in front], [p["accuracy"] for p in front], color=style["color"],
                 marker=style["marker"], lw=2, markersize=5, label=name, drawstyle="steps-post")
-    ax.set_xlabel("forgetting: share of base-task answer characters lost (fraction)")
+    ax.set_xlabel(XLABELS[tradeoff._require_curve_metric(metric)])
     ax.set_ylabel("new-task validation accuracy (fraction)")
     ax.set_xlim(-0.02, 1.02)
     ax.grid(alpha=0.3)

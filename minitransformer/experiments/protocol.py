@@ -140,13 +140,31 @@ class Study:
     live_rechecked: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        unknown = [m for m in self.metrics if m not in TRADEOFF_METRICS]
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; a study reports some of {TRADEOFF_METRICS}")
-        if not isinstance(self.curve_every, int) or self.curve_every < 0 or \
+        self.metrics = _names("metrics", self.metrics, TRADEOFF_METRICS)
+        if not self.metrics or len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"metrics must name each reported metric once, at least one, got {self.metrics}")
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {self.seeds!r}")
+        if isinstance(self.curve_every, bool) or not isinstance(self.curve_every, int) or self.curve_every < 0 or \
                 (self.curve_every and self.steps % self.curve_every):
             raise ValueError(f"curve_every must be 0 or an int that divides steps ({self.steps}), "
                              f"got {self.curve_every!r}")
+        if self.live_rechecked is not None:
+            self.live_rechecked = _names("live_rechecked", self.live_rechecked, ("val_accuracy",) + self.metrics)
+            if not self.live_rechecked:
+                raise ValueError("live_rechecked must name at least one metric (None: every reported metric)")
+
+
+def _names(what: str, names, valid: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` as a tuple of names from `valid` (a single string is refused: it would be read letter by letter)."""
+    if isinstance(names, str) or not isinstance(names, (tuple, list)):
+        raise TypeError(f"{what} must be a tuple of metric names, e.g. {valid[:2]}, got {names!r}")
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; valid here: {valid}")
+    return tuple(names)
 
 
 def run_one(prepare: Callable | None, lr: float, seed: int, task: str = "is_sorted", steps: int = 150,

@@ -8,6 +8,7 @@ evaluated with a continued fraction), exact to far more digits than any seed stu
 from __future__ import annotations
 
 import math
+import numbers
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -144,23 +145,38 @@ def rank_correlation(x, y) -> float:
 
 
 def paired_difference(a, b, level: float = 0.95) -> tuple[float, float, float]:
-    """The mean of the per-seed differences a[i] - b[i] and its Student-t interval: how two methods that shared
-    their seeds (the same head initialisation and the same batches) differ.
+    """The mean of the per-seed differences a - b and its Student-t interval: how two methods that shared their
+    seeds (the same head initialisation and the same batches) differ.
 
-    Pairing removes what the seeds have in common: two methods whose own intervals overlap can still differ on
-    every seed by a similar amount, and then this interval excludes zero.
+    `a` and `b` are {seed: value} dicts (paired on the seeds both have; at least two) or sequences in the same
+    seed order. Pairing removes what the seeds have in common: two methods whose own intervals overlap can still
+    differ on every seed by a similar amount, and then this interval excludes zero.
     """
+    if isinstance(a, dict) or isinstance(b, dict):
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            raise TypeError("pass both sides as {seed: value} dicts, or both as sequences in the same seed order")
+        seeds = sorted(set(a) & set(b))
+        a, b = [a[s] for s in seeds], [b[s] for s in seeds]
+    elif isinstance(a, (set, frozenset, str)) or isinstance(b, (set, frozenset, str)):
+        raise TypeError(f"paired values must be sequences in seed order or {{seed: value}} dicts, got "
+                        f"{type(a).__name__} and {type(b).__name__}")
     a, b = list(a), list(b)
     if len(a) != len(b):
         raise ValueError(f"paired values need one value per seed on both sides, got {len(a)} and {len(b)}")
+    values = a + b
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        bad = next(v for v in values if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)))
+        raise ValueError(f"paired values must be finite numbers, got {bad!r}")
+    if len(a) < 2:
+        raise ValueError(f"a paired interval needs at least two shared seeds, got {len(a)}")
     return mean_ci([x - y for x, y in zip(a, b)], level)
 
 
 def expected_false_alarms(comparisons: int, level: float = 0.95) -> float:
     """How many of `comparisons` independent tests of true no-difference would still exclude zero at `level` by
     chance alone: with 20 pairs at 95%, one "difference" is expected even if there is none."""
-    if not isinstance(comparisons, int) or comparisons < 0:
+    if isinstance(comparisons, bool) or not isinstance(comparisons, numbers.Integral) or comparisons < 0:
         raise ValueError(f"comparisons must be a count (an int >= 0), got {comparisons!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    return comparisons * (1 - level)
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    return round(int(comparisons) * (1 - float(level)), 10)
