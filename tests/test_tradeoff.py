@@ -266,8 +266,6 @@ def test_a_study_refuses_metric_names_given_as_one_string_or_an_empty_recheck():
     with pytest.raises(TypeError, match="metrics must be a tuple of metric names"):
         Study("s", method, metrics="test_accuracy")
     assert Study("s", method, metrics=["test_accuracy"]).metrics == ("test_accuracy",)  # a list is kept as a tuple
-    with pytest.raises(ValueError, match="live_rechecked must name at least one metric"):
-        Study("s", method, live_rechecked=())
     with pytest.raises(ValueError, match=r"unknown live_rechecked \['val_acc'\]"):
         Study("s", method, live_rechecked=("val_acc",))
     with pytest.raises(ValueError, match="curve_every must be 0 or an int"):
@@ -277,3 +275,13 @@ def test_a_study_refuses_metric_names_given_as_one_string_or_an_empty_recheck():
 def test_descent_categories_are_for_is_sorted_only():
     with pytest.raises(ValueError, match="reads is_sorted and is_sorted_hard examples, got 'is_palindrome'"):
         data.descent_category(data.make_examples("is_palindrome", 1, seed=0)[0])
+
+
+def test_a_study_whose_seeds_cannot_bound_a_new_seed_refuses_a_live_recheck():
+    from minitransformer.experiments import load_study, recheck, rechecked
+
+    results = load_study("tradeoff_long")
+    assert rechecked(results) == ()
+    with pytest.raises(ValueError, match="'tradeoff_long' is not re-checked live"):
+        recheck(results)
+    assert rechecked(load_study("tradeoff")) == ("val_accuracy", "test_accuracy")
