@@ -14,7 +14,7 @@ def plot_tradeoff(ax, results: dict, methods: list[str], metric: str = tradeoff.
                   title: str | None = None):
     """For each method: its frontier over every rate and evaluation step (a bold line, seed means), and, with
     `rates`, each rate's path along training (thin lines from step 0, a marker at the end of training)."""
-    methods = tradeoff._require_methods(tradeoff._require_results(results), methods)
+    methods = tradeoff.require_methods(tradeoff.require_results(results), methods)
     if not isinstance(rates, bool):
         raise TypeError(f"rates must be True or False, got {rates!r}")
     for name in methods:
@@ -30,7 +30,7 @@ def plot_tradeoff(ax, results: dict, methods: list[str], metric: str = tradeoff.
         front = tradeoff.frontier(points)
         ax.plot([p["forgetting"] for p in front], [p["accuracy"] for p in front], color=style["color"],
                 marker=style["marker"], lw=2, markersize=5, label=name, drawstyle="steps-post")
-    ax.set_xlabel(XLABELS[tradeoff._require_curve_metric(metric)])
+    ax.set_xlabel(XLABELS[tradeoff.require_curve_metric(metric)])
     ax.set_ylabel("new-task validation accuracy (fraction)")
     ax.set_xlim(-0.02, 1.02)
     ax.grid(alpha=0.3)

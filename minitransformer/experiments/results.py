@@ -41,11 +41,16 @@ SPREAD = 3  # a live value may lie this many seed ranges beyond the stored seeds
 RECHECKED = ("val_accuracy",) + METRICS  # what `recheck` compares (and a study's own metrics, if it names them)
 
 
+def reported_metrics(results: dict) -> tuple[str, ...]:
+    """What every run of this study can be read on: validation accuracy and the metrics the study reports."""
+    return ("val_accuracy",) + tuple(results.get("metrics", METRICS))
+
+
 def rechecked(results: dict) -> tuple[str, ...]:
     """The metrics a re-check of this study compares: validation accuracy and what the study reports, unless the
     study names fewer (`Study.live_rechecked`, with its reason in the study's module)."""
     named = study_definition(results["study"]).live_rechecked
-    return tuple(named) if named is not None else ("val_accuracy",) + tuple(results.get("metrics", METRICS))
+    return tuple(named) if named is not None else reported_metrics(results)
 # A loss rise past a uniform guess over the vocabulary (ln 35 = 3.56 nats) tells how confidently wrong a model has
 # become, not how much it kept, and it is heavy-tailed there (one seed 6, another 10): re-checks compare it capped.
 LOSS_CEILING = math.log(len(VOCAB))

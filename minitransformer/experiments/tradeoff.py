@@ -16,40 +16,41 @@ from __future__ import annotations
 import math
 import numbers
 
+from .results import reported_metrics
 from .stats import mean_ci, paired_difference
 
 FORGETTING = "forgetting_tokens"  # the bounded score every trade-off reads unless told otherwise
 CURVE_METRICS = ("forgetting_tokens", "forgetting_em")  # the forgetting scores recorded along training
 
 
-def _require_results(results) -> dict:
+def require_results(results) -> dict:
     if not isinstance(results, dict) or "runs" not in results or "methods" not in results:
         raise TypeError(f"pass a study's results (experiments.load_study(name)), got {type(results).__name__}")
     return results
 
 
-def _require_method(results: dict, method) -> str:
+def require_method(results: dict, method) -> str:
     if not isinstance(method, str) or method not in results["methods"]:
         raise ValueError(f"study {results.get('study')!r} has no runs of {method!r}; it has {sorted(results['methods'])}")
     return method
 
 
-def _require_methods(results: dict, methods) -> list[str]:
+def require_methods(results: dict, methods) -> list[str]:
     if isinstance(methods, str) or not isinstance(methods, (list, tuple)) or not methods:
         raise TypeError(f"methods must be a non-empty list of method names (e.g. ['full', 'LoRA q,v r=8']), got {methods!r}")
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods must not repeat a name, got {methods!r}")
-    return [_require_method(results, m) for m in methods]
+    return [require_method(results, m) for m in methods]
 
 
-def _require_curve_metric(metric) -> str:
+def require_curve_metric(metric) -> str:
     if metric not in CURVE_METRICS:
         raise ValueError(f"a curve records the forgetting scores {CURVE_METRICS}, got {metric!r}"
                          + (" (the loss is measured at the end of training only)" if metric == "forgetting_loss" else ""))
     return metric
 
 
-def _require_target(target) -> float:
+def require_target(target) -> float:
     if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0 <= target <= 1:
         hint = f"; {target!r} looks like a percentage: use {target / 100:g}" if isinstance(target, numbers.Real) \
             and not isinstance(target, bool) and 1 < target <= 100 else ""
@@ -61,7 +62,7 @@ def curve(run: dict, metric: str = FORGETTING) -> list[tuple[int, float, float]]
     """(step, validation accuracy, forgetting) at each evaluation of one stored run, in step order."""
     if not isinstance(run, dict) or "method" not in run:
         raise TypeError(f"pass one run of a study (an entry of results['runs']), got {type(run).__name__}")
-    _require_curve_metric(metric)
+    require_curve_metric(metric)
     if "curve" not in run:
         raise ValueError(f"this run of {run['method']!r} records no curve: its study ran without curve_every")
     return [(p["step"], p["val_accuracy"], p[metric]) for p in sorted(run["curve"], key=lambda p: p["step"])]
@@ -70,7 +71,7 @@ def curve(run: dict, metric: str = FORGETTING) -> list[tuple[int, float, float]]
 def forgetting_at_accuracy(points: list[tuple[int, float, float]], target: float) -> float | None:
     """The forgetting at the first moment validation accuracy reaches `target` along one run (`curve`'s points),
     interpolated linearly between the evaluation before and the one that reached it; None if it never does."""
-    target = _require_target(target)
+    target = require_target(target)
     points = list(points)
     if not all(isinstance(p, tuple) and len(p) == 3 for p in points):
         raise TypeError("points are (step, validation accuracy, forgetting) tuples, as curve(run) returns them")
@@ -92,8 +93,8 @@ def forgetting_at_accuracy(points: list[tuple[int, float, float]], target: float
 def matched_forgetting(results: dict, method: str, target: float, metric: str = FORGETTING) -> dict[int, float]:
     """Per seed, the lowest forgetting at which `method` reaches validation accuracy `target` over its learning
     rates (see the module docstring); seeds where no rate reaches it are left out."""
-    method = _require_method(_require_results(results), method)
-    target, metric = _require_target(target), _require_curve_metric(metric)
+    method = require_method(require_results(results), method)
+    target, metric = require_target(target), require_curve_metric(metric)
     best: dict[int, float] = {}
     for run in (r for r in results["runs"] if r["method"] == method):
         value = forgetting_at_accuracy(curve(run, metric), target)
@@ -135,8 +136,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def at_chosen_rate(results: dict, method: str, metric: str) -> dict[int, float]:
     """Per seed, `metric` (one the study reports) of `method` at the learning rate chosen for it on validation."""
-    method = _require_method(_require_results(results), method)
-    reported = ("val_accuracy",) + tuple(results.get("metrics", ("test_accuracy", "forgetting_em", "forgetting_loss")))
+    method = require_method(require_results(results), method)
+    reported = reported_metrics(results)
     if metric not in reported:
         raise ValueError(f"study {results['study']!r} reports {reported}, not {metric!r}")
     entry = results["methods"][method]
@@ -149,10 +150,10 @@ def at_chosen_rate(results: dict, method: str, metric: str) -> dict[int, float]:
 def separated_pairs(results: dict, metric: str, methods: list[str] | None = None) -> list[dict]:
     """Every pair of methods (at their chosen rates) with the paired difference of `metric` over their shared seeds,
     and whether its 95% interval excludes zero: how many pairs a score tells apart. Default: every tuned method."""
-    _require_results(results)
+    require_results(results)
     if methods is None:
         methods = [m for m, e in results["methods"].items() if "chosen_lr" in e]
-    methods = _require_methods(results, methods)
+    methods = require_methods(results, methods)
     values = {m: at_chosen_rate(results, m, metric) for m in methods}
     pairs = []
     for i, a in enumerate(methods):
@@ -164,7 +165,7 @@ def separated_pairs(results: dict, metric: str, methods: list[str] | None = None
 
 def mean_curve(results: dict, method: str, lr: float, metric: str = FORGETTING) -> list[tuple[int, float, float]]:
     """(step, validation accuracy, forgetting) along training at one rate, each the mean over the seeds."""
-    method, metric = _require_method(_require_results(results), method), _require_curve_metric(metric)
+    method, metric = require_method(require_results(results), method), require_curve_metric(metric)
     grid = results["methods"][method]["lr_grid"]
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise TypeError(f"lr must be a number, one of {method}'s rates {grid}, got {lr!r}")
@@ -181,7 +182,7 @@ def mean_curve(results: dict, method: str, lr: float, metric: str = FORGETTING) 
 
 def method_points(results: dict, method: str, metric: str = FORGETTING) -> list[dict]:
     """Every (rate, step) of a method as one seed-mean point: {"lr", "step", "accuracy", "forgetting"}."""
-    method = _require_method(_require_results(results), method)
+    method = require_method(require_results(results), method)
     return [{"lr": lr, "step": step, "accuracy": accuracy, "forgetting": forgetting}
             for lr in results["methods"][method]["lr_grid"]
             for step, accuracy, forgetting in mean_curve(results, method, lr, metric)]
