@@ -33,6 +33,15 @@ def passes(exercise_id, candidate):
     return result
 
 
+def fails_naming(exercise_id, answer, named):
+    """The reference passes, and `answer` fails with feedback that contains `named`."""
+    passes(exercise_id, reference(exercise_id))
+    result = check.run(exercise_id, answer)
+    report = result.report()
+    assert result.status == "failed" and named in report, report
+    return result
+
+
 def failing_messages(result) -> str:
     return "\n".join(p.message for p in result.parts if not p.passed) + result.detail
 
@@ -278,11 +287,7 @@ SPLIT_MISTAKES = {
 
 @pytest.mark.parametrize("mistake", sorted(SPLIT_MISTAKES))
 def test_a_split_heads_mistake_is_named(mistake):
-    passes("1.2", reference("1.2"))
-    answer, named = SPLIT_MISTAKES[mistake]
-    result = check.run("1.2", answer)
-    report = result.report()
-    assert result.status == "failed" and named in report, report
+    fails_naming("1.2", *SPLIT_MISTAKES[mistake])
 
 
 def merge_with_view(x):
@@ -314,11 +319,7 @@ MERGE_MISTAKES = {
 
 @pytest.mark.parametrize("mistake", sorted(MERGE_MISTAKES))
 def test_a_merge_heads_mistake_is_named(mistake):
-    passes("1.3", reference("1.3"))
-    answer, named = MERGE_MISTAKES[mistake]
-    result = check.run("1.3", answer)
-    report = result.report()
-    assert result.status == "failed" and named in report, report
+    fails_naming("1.3", *MERGE_MISTAKES[mistake])
 
 
 def test_merging_with_view_fails_only_on_attentions_contiguous_output():
@@ -373,11 +374,7 @@ FORWARD_MISTAKES = {
 
 @pytest.mark.parametrize("mistake", sorted(FORWARD_MISTAKES))
 def test_a_forward_pass_mistake_is_named(mistake):
-    passes("1.5", reference("1.5"))
-    answer, named = FORWARD_MISTAKES[mistake]
-    result = check.run("1.5", answer)
-    report = result.report()
-    assert result.status == "failed" and named in report, report
+    result = fails_naming("1.5", *FORWARD_MISTAKES[mistake])
     if mistake.startswith("the library's"):
         assert result.points == 0
 
@@ -644,8 +641,4 @@ def _nf4_variants():
 
 @pytest.mark.parametrize("mistake", sorted(_nf4_variants()))
 def test_an_nf4_mistake_is_named(mistake):
-    passes("9.3", reference("9.3"))
-    answer, named = _nf4_variants()[mistake]
-    result = check.run("9.3", answer)
-    report = result.report()
-    assert result.status == "failed" and named in report, report
+    fails_naming("9.3", *_nf4_variants()[mistake])
